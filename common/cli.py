@@ -1,0 +1,136 @@
+"""Command-line flags shared by the recipes, and the wrapper that turns bad input into one clear line.
+
+Each recipe builds its parser with `classification_parser` or `causal_lm_parser`, passing its own defaults,
+so `--help` shows the values that recipe really uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from common.errors import UserError
+
+
+class RecipeParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + error on two lines; we keep to one
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # shown by argparse in "invalid <type> value" messages
+    return parse
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _base_parser(doc: str) -> RecipeParser:
+    parser = RecipeParser(description=doc, formatter_class=_HelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help="embedded:NAME (offline, ships with the project), a local folder, or a hub id such as gpt2")
+    model.add_argument("--freeze-layers", type=non_negative_int, default=0,
+                       help="freeze the embeddings and the bottom N transformer blocks (0: train everything)")
+    model.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
+
+    data = parser.add_argument_group("data (files win over --dataset; missing validation/test splits are carved 80/10/10 from train)")
+    data.add_argument("--dataset", help="embedded:NAME or a hub dataset name such as imdb (needs the hub)")
+    data.add_argument("--dataset-config", help="hub dataset configuration name, if it has several")
+    data.add_argument("--train-file", help="training data: .csv .json .jsonl .parquet, or .txt / a folder of .txt")
+    data.add_argument("--validation-file", help="validation data in the same format")
+    data.add_argument("--test-file", help="test data in the same format")
+    data.add_argument("--max-train-samples", type=positive(int), help="train on at most this many examples (seeded sample)")
+    data.add_argument("--max-eval-samples", type=positive(int), help="validate each epoch on at most this many examples")
+    data.add_argument("--max-test-samples", type=positive(int), help="test on at most this many examples (default: all)")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=positive(float), help="passes over the training data")
+    train.add_argument("--lr", type=positive(float), help="peak learning rate (linear warmup, then linear decay)")
+    train.add_argument("--batch-size", type=positive(int), help="examples per optimizer step")
+    train.add_argument("--warmup", type=float, default=0.1, help="warmup: a fraction of the steps (<1) or a step count")
+    train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                       help="auto: bf16 autocast where the CPU/GPU runs it natively, else fp32")
+    train.add_argument("--seed", type=int, default=42, help="seeds the split, the sampling, the head init and the data order")
+    train.add_argument("--logging-steps", type=positive(int), default=25, help="log the training loss every N steps")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--output-dir", help="where the model, tokenizer and metrics.json are saved")
+    out.add_argument("--overwrite", action="store_true", help="replace the output folder if it already holds a run")
+    return parser
+
+
+def classification_parser(doc: str, **defaults) -> RecipeParser:
+    parser = _base_parser(doc)
+    task = parser.add_argument_group("classification")
+    task.add_argument("--text-column", nargs="+", default=["text"], metavar="COLUMN",
+                      help="text column, or two columns for sentence pairs (paraphrase, entailment)")
+    task.add_argument("--label-column", default="label", help="label column: strings or integers")
+    task.add_argument("--max-length", type=positive(int), help="truncate each example to this many tokens")
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def causal_lm_parser(doc: str, **defaults) -> RecipeParser:
+    parser = _base_parser(doc)
+    task = parser.add_argument_group("causal language modelling")
+    task.add_argument("--text-column", default="text", help="text column, for table files and hub datasets")
+    task.add_argument("--block-size", type=positive(int), help="tokens per training block (the corpus is cut into blocks)")
+    task.add_argument("--prompt", help="after training, print a sample generated from this prompt")
+    task.add_argument("--max-new-tokens", type=positive(int), default=60, help="length of the generated sample")
+    parser.set_defaults(**defaults)
+    return parser
+
+
+def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if hasattr(args, "text_column") and isinstance(args.text_column, list) and len(args.text_column) > 2:
+        parser.error("--text-column takes one column, or two for sentence pairs")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be 0 or more, got {args.warmup}")
+    return args
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stdout)
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # avoids the fork warning once DataLoader workers start
+    warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated.*")
+
+
+def run(main, argv=None) -> None:
+    """Run a recipe's main(): bad input (UserError) ends with one line on stderr and exit status 2."""
+    setup_logging()
+    try:
+        main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

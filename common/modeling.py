@@ -1,0 +1,150 @@
+"""Loading tokenizers and models (embedded, local folder or hub id), pad tokens, label maps, freezing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from common import assets
+from common.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def resolve(name: str) -> str:
+    """What `from_pretrained` should read: the prepared folder of an embedded model, else the name as given."""
+    return str(assets.model_dir(name)) if assets.is_embedded(name) else name
+
+
+def load_config(name: str, trust_remote_code: bool = False, **overrides):
+    """The model's config; any failure to find it becomes one clear line."""
+    source = resolve(name)
+    path = Path(source)
+    if path.is_dir() and not (path / "config.json").exists():
+        raise UserError(f"--model '{name}' is a folder without config.json, so not a saved model; point it at one")
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **overrides)
+    except (OSError, ValueError) as e:
+        if "trust_remote_code" in str(e):
+            raise UserError(f"--model '{name}' needs its own code to run; pass --trust-remote-code if you trust it") from None
+        embedded = ", ".join(assets.PREFIX + k for k in assets.EMBEDDED_MODELS)
+        raise UserError(
+            f"could not load model '{name}': it is not a local folder and could not be fetched from the hub "
+            f"(offline, or no such model); use a local folder or an embedded model: {embedded}"
+        ) from None
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """The model's tokenizer with a pad token: decoder LMs such as GPT-2 have none, so they pad with end-of-text."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as e:
+        raise UserError(f"could not load a tokenizer for '{name}' ({str(e).splitlines()[0]}); the folder needs tokenizer files") from None
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise UserError(f"the tokenizer of '{name}' has neither a pad nor an end-of-text token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+        logger.info("tokenizer has no pad token: padding with the end-of-text token %r", tokenizer.eos_token)
+    return tokenizer
+
+
+def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False):
+    """A sequence-classification model with a new head, label names stored in its config, pad id set."""
+    id2label = dict(enumerate(label_names))
+    config = load_config(
+        name,
+        trust_remote_code,
+        num_labels=len(label_names),
+        id2label=id2label,
+        label2id={label: i for i, label in id2label.items()},
+        pad_token_id=tokenizer.pad_token_id,  # decoder classifiers pool the last non-pad token: they need this id
+    )
+    _check_vocab(name, config, tokenizer)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve(name), config=config, trust_remote_code=trust_remote_code, dtype=torch.float32
+    )
+    return model
+
+
+def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False):
+    config = load_config(name, trust_remote_code)
+    _check_vocab(name, config, tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(resolve(name), config=config, trust_remote_code=trust_remote_code, dtype=torch.float32)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _check_vocab(name: str, config, tokenizer) -> None:
+    vocab = getattr(config.get_text_config(), "vocab_size", None)
+    if vocab and len(tokenizer) > vocab:
+        raise UserError(
+            f"the tokenizer of '{name}' has {len(tokenizer)} tokens but the model only {vocab}: they do not belong "
+            f"together; save the matching tokenizer with the model"
+        )
+
+
+def generate(model, tokenizer, prompt: str, max_new_tokens: int, seed: int) -> str:
+    """A sampled continuation of `prompt` (nucleus sampling, seeded so runs repeat)."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    model.eval()
+    inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        output = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=True, top_p=0.9, temperature=0.8,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return tokenizer.decode(output[0], skip_special_tokens=True)
+
+
+# ---------------------------------------------------------------- freezing
+
+
+def transformer_blocks(model) -> torch.nn.ModuleList:
+    """The stack of transformer blocks, found by shape rather than name so it works for GPT-2, Llama and BERT."""
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
+    if not lists:
+        raise UserError(f"cannot find the transformer blocks of {type(model).__name__} to freeze")
+    return max(lists, key=len)
+
+
+def freeze_bottom_layers(model, n_layers: int) -> None:
+    """Freeze the embeddings and the bottom `n_layers` blocks; the top blocks, final norm and head stay trainable.
+
+    "Embeddings" are the parameters registered before the first block (token and position embeddings),
+    which is where every architecture here keeps them.
+    """
+    if n_layers <= 0:
+        return
+    blocks = transformer_blocks(model)
+    if n_layers > len(blocks):
+        raise UserError(f"--freeze-layers {n_layers} is more than the model's {len(blocks)} blocks; use at most {len(blocks)}")
+    first_block = {id(p) for p in blocks[0].parameters()}
+    for param in model.parameters():
+        if id(param) in first_block:
+            break
+        param.requires_grad_(False)
+    for block in blocks[:n_layers]:
+        block.requires_grad_(False)
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameters, counting tied weights once."""
+    seen, trainable, total = set(), 0, 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return trainable, total
+
+
+def log_parameter_counts(model) -> None:
+    trainable, total = parameter_counts(model)
+    logger.info("parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)

@@ -1,0 +1,111 @@
+"""Turning cleaned tables into token datasets that Trainer can batch.
+
+Classification examples are tokenized once, without padding: the collator pads each batch to its own
+longest example (dynamic padding), so short snippets do not pay for the longest one in the set.
+Causal-LM corpora are joined with an end-of-text token between documents and cut into equal blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import datasets
+import numpy as np
+import pandas as pd
+from transformers import DataCollatorWithPadding
+
+from common.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def classification_dataset(frame: pd.DataFrame, tokenizer, text_columns: list[str], max_length: int) -> datasets.Dataset:
+    """input_ids/attention_mask/labels for each row; two text columns are encoded as a sentence pair."""
+    texts = [frame[c].tolist() for c in text_columns]
+    encoded = tokenizer(*texts, truncation=True, max_length=max_length)
+    columns = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    if "token_type_ids" in encoded:
+        columns["token_type_ids"] = encoded["token_type_ids"]
+    if "labels" in frame:
+        columns["labels"] = frame["labels"].tolist()
+    lengths = np.array([len(ids) for ids in columns["input_ids"]])
+    truncated = int((lengths >= max_length).sum())
+    if truncated:
+        logger.info("%d of %d examples were truncated to %d tokens", truncated, len(lengths), max_length)
+    return datasets.Dataset.from_dict(columns)
+
+
+def classification_datasets(splits: dict, tokenizer, text_columns: list[str], max_length: int) -> dict:
+    return {name: classification_dataset(frame, tokenizer, text_columns, max_length) for name, frame in splits.items()}
+
+
+def padding_collator(tokenizer, pad_to_multiple_of: int | None = 8):
+    """Pads each batch to its longest member (rounded up to a multiple of 8, which the matmul kernels prefer)."""
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def check_max_length(max_length: int, model_config, flag: str = "--max-length") -> None:
+    limit = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    if limit and max_length > limit:
+        raise UserError(f"{flag} {max_length} is beyond what the model can see ({limit} positions); use at most {limit}")
+
+
+# ---------------------------------------------------------------- causal LM
+
+
+def corpus_tokens(documents: list[str], tokenizer) -> np.ndarray:
+    """All documents as one token stream, each followed by the end-of-text token so the model learns boundaries."""
+    if tokenizer.eos_token_id is None:
+        raise UserError("the tokenizer has no end-of-text token; causal-LM blocks need one to separate documents")
+    stream = []
+    for ids in tokenizer(documents, add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(tokenizer.eos_token_id)
+    return np.asarray(stream, dtype=np.int64)
+
+
+def blocks_from_tokens(tokens: np.ndarray, block_size: int, what: str = "the corpus") -> np.ndarray:
+    """Cut the stream into [n_blocks, block_size]; the tail shorter than a block is dropped."""
+    n_blocks = len(tokens) // block_size
+    if n_blocks == 0:
+        raise UserError(
+            f"{what} has {len(tokens)} tokens, fewer than one block of {block_size}; lower --block-size or add text"
+        )
+    return tokens[: n_blocks * block_size].reshape(n_blocks, block_size)
+
+
+def lm_dataset(blocks: np.ndarray) -> datasets.Dataset:
+    # labels equal input_ids: the model shifts them by one internally to score next-token predictions
+    return datasets.Dataset.from_dict({"input_ids": blocks.tolist(), "labels": blocks.tolist()})
+
+
+def split_blocks(blocks: np.ndarray, seed: int, names=("validation", "test"), fraction: float = 0.1) -> dict:
+    """Carve `fraction` of the blocks (seeded) for each held-out split in `names`; the rest is train (80/10/10)."""
+    n_out = max(1, round(len(blocks) * fraction))
+    if len(blocks) < n_out * len(names) + 1:
+        raise UserError(
+            f"the corpus makes only {len(blocks)} blocks: too few to split off {'/'.join(names)}; "
+            f"lower --block-size or add text"
+        )
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    carved = {name: blocks[order[i * n_out : (i + 1) * n_out]] for i, name in enumerate(names)}
+    return {"train": blocks[np.sort(order[len(names) * n_out :])], **carved}
+
+
+def corpus_blocks(documents: dict, tokenizer, block_size: int, seed: int) -> dict:
+    """Blocks for each split given; validation/test splits not given are carved from the training blocks."""
+    blocks = {
+        name: blocks_from_tokens(corpus_tokens(docs, tokenizer), block_size, f"the {name} corpus")
+        for name, docs in documents.items()
+    }
+    missing = tuple(name for name in ("validation", "test") if name not in blocks)
+    if missing:
+        blocks.update(split_blocks(blocks["train"], seed, missing))
+    logger.info("blocks of %d tokens: %s", block_size, {name: len(b) for name, b in blocks.items()})
+    return blocks
+
+
+def take_blocks(blocks: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    if limit is None or limit >= len(blocks):
+        return blocks
+    return blocks[np.sort(np.random.default_rng(seed).choice(len(blocks), size=limit, replace=False))]

@@ -1,0 +1,73 @@
+"""Sentiment classification with a decoder language model (GPT-2 family, SmolLM2, Llama, ...).
+
+A decoder LM reads the text left to right; `AutoModelForSequenceClassification` puts a small linear head
+on the hidden state of the last real (non-pad) token. Decoder LMs such as GPT-2 have no pad token, so the
+end-of-text token pads batches, and its id is stored in the model config so pooling skips the padding.
+
+Out of the box: the embedded SmolLM2-135M on the embedded Rotten Tomatoes snippets (fresh vs rotten),
+bottom layers frozen, bf16 autocast where the CPU/GPU supports it.
+  python recipes/gpt2_sentiment.py                              # the default run (make sentiment)
+  python recipes/gpt2_sentiment.py --model gpt2 --dataset imdb  # with the hub
+  python recipes/gpt2_sentiment.py --train-file reviews.csv --text-column review --label-column stars
+
+Supports: any causal-LM checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer
+labels, any number of classes; sentence pairs (two --text-column names); layer freezing.
+"""
+
+from transformers import Trainer, set_seed
+
+from common import cli, data, modeling, reporting, tokenization, training
+from common.metrics import classification_metrics
+
+DEFAULTS = dict(
+    model="embedded:smollm2-135m",
+    dataset="embedded:rotten-tomatoes",
+    freeze_layers=20,  # of 30 blocks: train the top third, the fastest way past 81% on 2 CPU cores
+    epochs=1,
+    lr=1e-4,
+    batch_size=16,
+    max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
+    max_train_samples=6000,
+    max_eval_samples=400,  # validation during training; the test split is always used whole
+    output_dir="outputs/gpt2_sentiment",
+)
+
+
+def main(argv=None):
+    # 1. arguments
+    args = cli.parse(cli.classification_parser(__doc__, **DEFAULTS), argv)
+    training.check_output_dir(args.output_dir, args.overwrite)
+    set_seed(args.seed)
+
+    # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
+    splits, label_names = data.classification_splits(args)
+
+    # 3. model: tokenizer with a pad token, classifier head sized to the labels, bottom layers frozen
+    tokenizer = modeling.load_tokenizer(args.model, args.trust_remote_code)
+    model = modeling.load_classifier(args.model, label_names, tokenizer, args.trust_remote_code)
+    tokenization.check_max_length(args.max_length, model.config)
+    modeling.freeze_bottom_layers(model, args.freeze_layers)
+    modeling.log_parameter_counts(model)
+    datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length)
+
+    # 4. Trainer
+    trainer = Trainer(
+        model=model,
+        args=training.training_arguments(args, training.scratch_dir()),
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        data_collator=tokenization.padding_collator(tokenizer),
+        compute_metrics=classification_metrics,
+    )
+
+    # 5. train, 6. evaluate on the held-out test split
+    train_result = trainer.train()
+    metrics = {**train_result.metrics, **training.evaluate(trainer, datasets["test"], "test")}
+    reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_loss", "train_runtime"])
+
+    # 7. save model, tokenizer, metrics
+    training.save_run(args.output_dir, model, tokenizer, metrics, vars(args))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,37 @@
+"""Each embedded real model trains briefly through its recipe, and the metric moves the right way.
+
+Minutes, not seconds: marked slow (`make test-fast` skips them). Budgets are small on purpose; the
+quality bars of the full default runs are in the README.
+"""
+
+import json
+
+import pytest
+
+from recipes import bert_classification, causal_lm, gpt2_sentiment
+
+pytestmark = pytest.mark.slow
+
+
+def test_smollm2_sentiment_learns_rotten_tomatoes(tmp_path):
+    out = tmp_path / "out"
+    gpt2_sentiment.main(["--max-train-samples", "640", "--max-eval-samples", "64", "--max-test-samples", "320",
+                         "--output-dir", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.65  # chance is 0.58 (the fresh share); 40 steps reach ~0.74
+
+
+def test_minilm_classification_learns_rotten_tomatoes(tmp_path):
+    out = tmp_path / "out"
+    bert_classification.main(["--epochs", "1", "--max-train-samples", "2000", "--max-eval-samples", "64",
+                               "--max-test-samples", "400", "--output-dir", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.68
+
+
+def test_smollm2_causal_lm_lowers_shakespeare_perplexity(tmp_path):
+    out = tmp_path / "out"
+    causal_lm.main(["--block-size", "128", "--max-train-samples", "32", "--max-eval-samples", "8",
+                    "--max-test-samples", "16", "--batch-size", "4", "--max-new-tokens", "10", "--output-dir", str(out)])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_perplexity"] < 0.9 * metrics["test_perplexity_before"]
