@@ -39,6 +39,7 @@ def load_config(name: str, trust_remote_code: bool = False, **overrides):
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     """The model's tokenizer with a pad token: decoder LMs such as GPT-2 have none, so they pad with end-of-text."""
+    load_config(name, trust_remote_code)  # an unknown model should be reported as such, not as missing tokenizer files
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as e:
@@ -67,6 +68,19 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
         resolve(name), config=config, trust_remote_code=trust_remote_code, dtype=torch.float32
     )
     return model
+
+
+def classification_setup(args, label_names: list[str]):
+    """(tokenizer, model) for a classification recipe: pad token, head sized to the labels, --max-length checked
+    against the model's positions, bottom --freeze-layers frozen, parameter counts logged."""
+    from common.tokenization import check_max_length
+
+    tokenizer = load_tokenizer(args.model, args.trust_remote_code)
+    model = load_classifier(args.model, label_names, tokenizer, args.trust_remote_code)
+    check_max_length(args.max_length, model.config)
+    freeze_bottom_layers(model, args.freeze_layers)
+    log_parameter_counts(model)
+    return tokenizer, model
 
 
 def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False):

@@ -6,6 +6,7 @@ settings and writes results.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -69,8 +70,10 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
 
 
 def scratch_dir() -> str:
-    """Where Trainer may write while training; nothing there is kept (the result goes through save_run)."""
-    return tempfile.mkdtemp(prefix="lm-recipes-")
+    """Where Trainer may write while training; removed when the process exits (the result goes through save_run)."""
+    path = tempfile.mkdtemp(prefix="lm-recipes-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def evaluate(trainer, dataset, split: str) -> dict:

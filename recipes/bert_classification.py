@@ -40,11 +40,7 @@ def main(argv=None):
     splits, label_names = data.classification_splits(args)
 
     # 3. model: tokenizer, encoder with a new classification head sized to the labels
-    tokenizer = modeling.load_tokenizer(args.model, args.trust_remote_code)
-    model = modeling.load_classifier(args.model, label_names, tokenizer, args.trust_remote_code)
-    tokenization.check_max_length(args.max_length, model.config)
-    modeling.freeze_bottom_layers(model, args.freeze_layers)
-    modeling.log_parameter_counts(model)
+    tokenizer, model = modeling.classification_setup(args, label_names)
     datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length)
 
     # 4. Trainer

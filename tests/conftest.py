@@ -49,17 +49,22 @@ def gpt2_tokenizer():
     return AutoTokenizer.from_pretrained(assets.gpt2_tokenizer_dir())
 
 
+def save_tiny_model(factory, name, tokenizer, model_class, config):
+    """A folder holding the real tokenizer and a small model with seeded random weights, as from_pretrained reads it."""
+    folder = factory.mktemp(name)
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory, gpt2_tokenizer):
     """A GPT-2-format folder: the real GPT-2 tokenizer and a 2-layer random-weight GPT2 model."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(gpt2_tokenizer))
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    gpt2_tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory, "tiny-gpt2", gpt2_tokenizer, GPT2LMHeadModel, config)
 
 
 @pytest.fixture(scope="session")
@@ -67,14 +72,10 @@ def tiny_bert(tmp_path_factory):
     """A BERT-format folder: the real MiniLM (uncased WordPiece) tokenizer and a 2-layer random-weight BERT."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(assets.package_dir("minilm") / "model")
-    torch.manual_seed(0)
     config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                         max_position_embeddings=128, vocab_size=tokenizer.vocab_size)
-    BertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory, "tiny-bert", tokenizer, BertForMaskedLM, config)
 
 
 @pytest.fixture(scope="session")
@@ -82,15 +83,11 @@ def tiny_llama(tmp_path_factory):
     """A Llama-format folder: the real SmolLM2 tokenizer and a 2-layer random-weight Llama."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = AutoTokenizer.from_pretrained(assets.model_dir("embedded:smollm2-135m"))
-    torch.manual_seed(0)
     config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=1, max_position_embeddings=256, vocab_size=len(tokenizer),
                          tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_model(tmp_path_factory, "tiny-llama", tokenizer, LlamaForCausalLM, config)
 
 
 def run_recipe(recipe: str, *args, cwd=None) -> subprocess.CompletedProcess:
