@@ -65,7 +65,7 @@ def _base_parser(doc: str) -> RecipeParser:
     data.add_argument("--test-file", help="test data in the same format")
     data.add_argument("--max-train-samples", type=positive(int), help="train on at most this many examples (seeded sample)")
     data.add_argument("--max-eval-samples", type=positive(int), help="validate each epoch on at most this many examples")
-    data.add_argument("--max-test-samples", type=positive(int), help="test on at most this many examples (default: all)")
+    data.add_argument("--max-test-samples", type=positive(int), help="test on at most this many examples (none: the whole test split)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive(float), help="passes over the training data")

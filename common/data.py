@@ -174,6 +174,7 @@ def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame
     """At most `limit` rows, drawn with the seed (the whole table when limit is None or larger)."""
     if limit is None or limit >= len(frame):
         return frame
+    logger.info("using a seeded sample of %d of %d rows (raise the --max-*-samples flag for more)", limit, len(frame))
     return frame.sample(n=limit, random_state=seed).reset_index(drop=True)
 
 
