@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help env sentiment bert causal-lm test test-fast clean
+.PHONY: help env sentiment bert causal-lm test test-fast bench clean
 
 help:
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
 	@echo "make test        the whole test suite (~10 min on 2 CPU cores); make test-fast skips the slow ones"
+	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
 	@echo "make env         create .venv with pinned dependencies and the embedded assets"
 	@echo "Extra recipe flags: make sentiment ARGS='--epochs 2 --max-train-samples 10000'"
 
@@ -39,6 +40,9 @@ test: env
 
 test-fast: env
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+bench: env
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

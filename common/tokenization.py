@@ -108,4 +108,5 @@ def corpus_blocks(documents: dict, tokenizer, block_size: int, seed: int) -> dic
 def take_blocks(blocks: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or limit >= len(blocks):
         return blocks
+    logger.info("using a seeded sample of %d of %d blocks (raise the --max-*-samples flag for more)", limit, len(blocks))
     return blocks[np.sort(np.random.default_rng(seed).choice(len(blocks), size=limit, replace=False))]

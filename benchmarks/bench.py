@@ -1,0 +1,135 @@
+"""`make bench`: everything measured side by side in one run, on this machine.
+
+1. the roofline: dense matmul GFLOP/s in fp32 and bf16;
+2. each recipe's training throughput (useful tokens/s, examples/s, GFLOP/s, fraction of the bf16 roofline)
+   run our way and the two baseline ways (see benchmarks/throughput.py), and the ratios;
+3. accuracy parity: one epoch on a fixed subset, test accuracy on the recipes' full test split, for our
+   fast path, the same path in fp32, and (encoder) the two padding baselines;
+4. time-to-quality: wall time of the default `make sentiment` and `make bert` runs, with their test accuracy
+   (skip with --no-quality: it takes ~13 minutes on 2 CPU cores);
+5. peak resident memory of every run.
+Results: benchmarks/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+# steps per way: the fp32 baselines are 3-10x slower, so they get fewer (still several seconds each)
+STEPS = {"ours": 20, "ours-fp32": 8, "hf-examples": 8, "seeds": 6}
+STEPS_CAUSAL = {"ours": 6, "hf-examples": 3}  # 2,048 tokens a step: ~9 s in bf16, ~3x that in fp32
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def run_child(command: list[str]) -> tuple[str, float]:
+    """Run a command in a fresh process (so memory and warm-up are its own); (stdout, wall seconds)."""
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"benchmark step failed: {' '.join(command)}\n{proc.stderr[-2000:]}")
+    return proc.stdout, seconds
+
+
+# (case, training examples, ways): the decoder's fp32 padding baselines would take most of an hour, so the
+# decoder compares bf16 with fp32 on our data path only
+PARITY = [("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")), ("sentiment", 800, ("ours", "ours-fp32"))]
+
+
+def throughput(case: str, way: str, *extra: str) -> dict:
+    out, _ = run_child([sys.executable, "-m", "benchmarks.throughput", case, way, "--steps",
+                        str((STEPS_CAUSAL if case == "causal_lm" else STEPS)[way]), *extra])
+    line = next(line for line in out.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def time_to_quality(recipe: str) -> dict:
+    output = RESULTS / f"tmp-{recipe}"
+    out, seconds = run_child([sys.executable, "-m", "benchmarks.peak_rss", f"recipes/{recipe}.py",
+                              "--output-dir", str(output), "--overwrite"])
+    peak = float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK_RSS_MB")))
+    metrics = json.loads((output / "metrics.json").read_text())
+    subprocess.run(["rm", "-rf", str(output)], check=True)
+    return {"recipe": recipe, "wall_seconds": seconds, "test_accuracy": metrics["test_accuracy"],
+            "test_macro_f1": metrics["test_macro_f1"], "peak_rss_mb": peak}
+
+
+def markdown(report: dict) -> str:
+    roof = report["roofline"]
+    lines = [f"Machine: {report['machine']}; matmul roofline fp32 {roof['fp32_gflops']:.0f} GFLOP/s, "
+             f"bf16 {roof['bf16_gflops']:.0f} GFLOP/s.", "",
+             "| recipe | way | precision | useful tokens/s | examples/s | padding | GFLOP/s | of bf16 roofline | ours vs this | peak RSS |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["throughput"]:
+        lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} "
+                     f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
+                     f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |")
+    if report.get("parity"):
+        lines += ["", "| accuracy parity | way | precision | train examples/s | test accuracy |", "|---|---|---|---|---|"]
+        for r in report["parity"]:
+            lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['examples_per_s']:.1f} | {r['test_accuracy']:.4f} |")
+    if report.get("time_to_quality"):
+        lines += ["", "| default run | wall time | test accuracy | macro-F1 | peak RSS |", "|---|---|---|---|---|"]
+        for q in report["time_to_quality"]:
+            lines.append(f"| {q['recipe']} | {q['wall_seconds']:.0f} s | {q['test_accuracy']:.4f} | {q['test_macro_f1']:.4f} | {q['peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["sentiment", "bert", "causal_lm"])
+    parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs (~13 min)")
+    args = parser.parse_args(argv)
+
+    roofline = {"fp32_gflops": matmul_gflops(torch.float32), "bf16_gflops": matmul_gflops(torch.bfloat16)}
+    print(f"roofline: {roofline}", flush=True)
+    results = []
+    for case in args.cases:
+        ours = None
+        for way in ("ours", "hf-examples", "seeds"):
+            if case == "causal_lm" and way == "seeds":
+                continue  # the tutorials' causal-LM recipe is concatenate-and-chunk, the same as hf-examples
+            r = throughput(case, way)
+            r["roofline_fraction"] = r["gflops_per_s"] / roofline["bf16_gflops"]
+            ours = ours or r
+            r["speedup_of_ours"] = ours["useful_tokens_per_s"] / r["useful_tokens_per_s"]
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    parity = []
+    for case, n_train, ways in PARITY:
+        if case in args.cases:
+            for way in ways:
+                r = throughput(case, way, "--train-examples", str(n_train))
+                print(json.dumps(r), flush=True)
+                parity.append(r)
+    quality = [] if args.no_quality else [time_to_quality(r) for r in ("gpt2_sentiment", "bert_classification")]
+    report = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+              "roofline": roofline, "throughput": results, "parity": parity, "time_to_quality": quality}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(report))
+    print("\n" + markdown(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""One training-throughput measurement: a recipe's model and data, run one way (ours or a baseline), N steps.
+
+Run in its own process by benchmarks/bench.py so that peak memory is per run:
+  python -m benchmarks.throughput sentiment ours --steps 20
+
+Ways of running (the baselines are faithful to how the tutorials and the standard examples do it):
+  ours         bf16 autocast where native, each batch padded to its own longest example (multiple of 8),
+               length-grouped batches, truncation at the recipe's --max-length
+  hf-examples  fp32, every example padded to max_seq_length=128 (run_glue's default); for the causal LM,
+               the same concatenate-and-chunk blocks in fp32
+  seeds        fp32, the whole set tokenized with padding=True: every example padded to the longest in the set
+
+FLOPs are counted per *useful* (non-pad) token as matmul work: forward 2 x (all non-embedding weights, plus
+the LM head for the causal LM), backward 4 x (the trainable ones). Attention-score FLOPs (small at these
+lengths) and padding are not counted, so padding shows up as lost throughput, as it should.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
+
+from common import assets, data, modeling, tokenization, training  # noqa: E402
+from common.metrics import classification_metrics  # noqa: E402
+
+CASES = {
+    # the recipes' defaults (see recipes/*.py DEFAULTS)
+    "sentiment": dict(model="embedded:smollm2-135m", freeze_layers=20, batch_size=16, max_length=64, kind="classification"),
+    "bert": dict(model="embedded:minilm-l6", freeze_layers=0, batch_size=32, max_length=64, kind="classification"),
+    "causal_lm": dict(model="embedded:smollm2-135m", freeze_layers=0, batch_size=8, max_length=256, kind="causal"),
+}
+WAYS = ("ours", "ours-fp32", "hf-examples", "seeds")  # ours-fp32: our data path, without bf16
+
+
+class TimedTrainer(Trainer):
+    """Trainer that records when each optimizer step starts and how many real and padded tokens it saw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.step_log = []  # (start time, useful tokens, tokens including padding, examples)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        ids = inputs["input_ids"]
+        mask = inputs.get("attention_mask")
+        useful = int(mask.sum()) if mask is not None else ids.numel()
+        self.step_log.append((time.perf_counter(), useful, ids.numel(), ids.shape[0]))
+        return super().training_step(model, inputs, num_items_in_batch)
+
+
+def matmul_flops_per_token(model, causal: bool) -> float:
+    embedding_ids = {id(p) for p in model.get_input_embeddings().parameters()}
+    position = [m for n, m in model.named_modules() if n.endswith(("wpe", "position_embeddings"))]
+    embedding_ids |= {id(p) for m in position for p in m.parameters()}
+    dense = [p for p in model.parameters() if id(p) not in embedding_ids]
+    forward = sum(p.numel() for p in dense)
+    trainable = sum(p.numel() for p in dense if p.requires_grad)
+    if causal:  # the tied LM head is a matmul with the embedding matrix: count it as dense work
+        head = model.get_input_embeddings().weight
+        forward += head.numel()
+        trainable += head.numel() if head.requires_grad else 0
+    return 2.0 * forward + 4.0 * trainable
+
+
+def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int):
+    """(train, test, collator), from the same cleaned, seeded 80/10/10 split as the recipes, padded `way`'s way."""
+    import datasets
+
+    splits = data.clean({"train": assets.load_dataset_frame("embedded:rotten-tomatoes")}, ["text"], "label")
+    splits = data.split(splits, seed, stratify="label")
+    splits = {"train": data.subsample(splits["train"], n_train, seed), "test": splits["test"]}
+    splits, _ = data.encode_labels(splits, "label")
+
+    def encode(frame):
+        if way in ("ours", "ours-fp32"):
+            return tokenization.classification_dataset(frame, tokenizer, ["text"], case["max_length"])
+        if way == "hf-examples":
+            encoded = tokenizer(frame["text"].tolist(), padding="max_length", max_length=128, truncation=True)
+        else:  # seeds: pad everything to the longest example in the whole set
+            encoded = tokenizer(frame["text"].tolist(), padding=True, truncation=True)
+        columns = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
+        return datasets.Dataset.from_dict({**columns, "labels": frame["labels"].tolist()})
+
+    collator = tokenization.padding_collator(tokenizer) if way.startswith("ours") else default_data_collator
+    return encode(splits["train"]), encode(splits["test"]), collator
+
+
+def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None) -> dict:
+    """Throughput over `steps` optimizer steps after `warmup`; with `train_examples`, instead one whole epoch
+    over that many examples followed by test accuracy (the throughput then covers the epoch after warmup)."""
+    case = CASES[case_name]
+    set_seed(seed)
+    tokenizer = modeling.load_tokenizer(case["model"])
+    n_examples = (steps + warmup + 2) * case["batch_size"]
+    test = None
+    if case["kind"] == "classification":
+        dataset, test, collator = classification_data(case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed)
+        model = modeling.load_classifier(case["model"], ["fresh", "rotten"], tokenizer)
+    else:
+        documents = [assets.load_dataset_frame("embedded:shakespeare")["text"].iloc[0]]
+        blocks = tokenization.blocks_from_tokens(tokenization.corpus_tokens(documents, tokenizer), case["max_length"])
+        dataset, collator = tokenization.lm_dataset(blocks[: n_examples * 2]), default_data_collator
+        model = modeling.load_causal_lm(case["model"], tokenizer)
+    modeling.freeze_bottom_layers(model, case["freeze_layers"])
+    fast = way.startswith("ours")
+    budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
+    args = TrainingArguments(
+        output_dir=training.scratch_dir(), **budget, warmup_steps=0.1, per_device_eval_batch_size=64, per_device_train_batch_size=case["batch_size"],
+        report_to="none", save_strategy="no", eval_strategy="no", disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(), seed=seed, logging_strategy="no",
+        train_sampling_strategy="group_by_length" if fast and case["kind"] == "classification" else "random",
+        **training.precision_flags("auto" if way == "ours" else "fp32"),
+    )
+    trainer = TimedTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                           compute_metrics=classification_metrics)
+    trainer.train()
+    finished = time.perf_counter()  # the last step ends when train() returns (no checkpoint, no eval to wait for)
+    log = trainer.step_log[warmup:]
+    elapsed = finished - log[0][0]
+    useful = sum(s[1] for s in log)
+    flops = matmul_flops_per_token(model, case["kind"] == "causal")
+    accuracy = trainer.evaluate(test)["eval_accuracy"] if train_examples and test is not None else None
+    return {
+        "case": case_name, "way": way, "steps": len(log), "seconds": elapsed, "test_accuracy": accuracy,
+        "useful_tokens_per_s": useful / elapsed,
+        "examples_per_s": sum(s[3] for s in log) / elapsed,
+        "padding_fraction": 1 - useful / sum(s[2] for s in log),
+        "gflops_per_s": useful * flops / elapsed / 1e9,
+        "flops_per_useful_token": flops,
+        "precision": "bf16" if args.bf16 else "fp32",
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("case", choices=list(CASES))
+    parser.add_argument("way", choices=WAYS)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--train-examples", type=int, help="train one epoch on this many examples, then test accuracy")
+    args = parser.parse_args(argv)
+    result = measure(args.case, args.way, args.steps, args.warmup, train_examples=args.train_examples)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
