@@ -100,6 +100,9 @@ def causal_lm_parser(doc: str, **defaults) -> RecipeParser:
     task = parser.add_argument_group("causal language modelling")
     task.add_argument("--text-column", default="text", help="text column, for table files and hub datasets")
     task.add_argument("--block-size", type=positive(int), help="tokens per training block (the corpus is cut into blocks)")
+    task.add_argument("--packing", choices=["documents", "concat"], default="documents",
+                      help="documents: positions restart at each document and documents in a block cannot attend to "
+                           "each other; concat: plain concatenate-and-chunk (the standard examples' way)")
     task.add_argument("--prompt", help="after training, print a sample generated from this prompt")
     task.add_argument("--max-new-tokens", type=positive(int), default=60, help="length of the generated sample")
     parser.set_defaults(**defaults)

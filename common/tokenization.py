@@ -74,9 +74,34 @@ def blocks_from_tokens(tokens: np.ndarray, block_size: int, what: str = "the cor
     return tokens[: n_blocks * block_size].reshape(n_blocks, block_size)
 
 
-def lm_dataset(blocks: np.ndarray) -> datasets.Dataset:
+def document_position_ids(blocks: np.ndarray, eos_token_id: int) -> np.ndarray:
+    """Positions that restart after every end-of-text token: [a b EOS c d] -> [0 1 2 0 1].
+
+    Given restarting position_ids and no attention mask, transformers builds a block-diagonal causal mask
+    (SDPA or flash attention), so documents packed into one block cannot attend to each other.
+    """
+    index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
+    starts = np.zeros(blocks.shape, dtype=bool)
+    starts[:, 1:] = blocks[:, :-1] == eos_token_id
+    return index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+
+
+def lm_dataset(blocks: np.ndarray, position_ids: np.ndarray | None = None) -> datasets.Dataset:
     # labels equal input_ids: the model shifts them by one internally to score next-token predictions
-    return datasets.Dataset.from_dict({"input_ids": blocks.tolist(), "labels": blocks.tolist()})
+    columns = {"input_ids": blocks.tolist(), "labels": blocks.tolist()}
+    if position_ids is not None:
+        columns["position_ids"] = position_ids.tolist()
+    return datasets.Dataset.from_dict(columns)
+
+
+def lm_datasets(blocks: dict, limits: dict, seed: int, packing: str, eos_token_id: int) -> dict:
+    """Capped blocks per split as datasets; with packing="documents", documents in a block are kept apart."""
+    out = {}
+    for name, split_blocks in blocks.items():
+        kept = take_blocks(split_blocks, limits.get(name), seed)
+        positions = document_position_ids(kept, eos_token_id) if packing == "documents" else None
+        out[name] = lm_dataset(kept, positions)
+    return out
 
 
 def split_blocks(blocks: np.ndarray, seed: int, names=("validation", "test"), fraction: float = 0.1) -> dict:

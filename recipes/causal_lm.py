@@ -39,12 +39,13 @@ def main(argv=None):
     training.check_output_dir(args.output_dir, args.overwrite)
     set_seed(args.seed)
 
-    # 2. data: documents per split -> one token stream each -> blocks; no held-out files: split blocks 80/10/10
+    # 2. data: documents per split -> one token stream each -> blocks; no held-out files: split blocks 80/10/10;
+    #    --packing documents restarts positions at each document so documents in a block cannot see each other
     documents = data.corpus_splits(args)
     tokenizer = modeling.load_tokenizer(args.model, args.trust_remote_code)
     blocks = tokenization.corpus_blocks(documents, tokenizer, args.block_size, args.seed)
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
-    datasets = {name: tokenization.lm_dataset(tokenization.take_blocks(b, limits[name], args.seed)) for name, b in blocks.items()}
+    datasets = tokenization.lm_datasets(blocks, limits, args.seed, args.packing, tokenizer.eos_token_id)
 
     # 3. model
     model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code)
