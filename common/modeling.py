@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 from common import assets
 from common.errors import UserError
+from common.tokenization import check_max_length
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
 def classification_setup(args, label_names: list[str]):
     """(tokenizer, model) for a classification recipe: pad token, head sized to the labels, --max-length checked
     against the model's positions, bottom --freeze-layers frozen, parameter counts logged."""
-    from common.tokenization import check_max_length
-
     tokenizer = load_tokenizer(args.model, args.trust_remote_code)
     model = load_classifier(args.model, label_names, tokenizer, args.trust_remote_code)
     check_max_length(args.max_length, model.config)
