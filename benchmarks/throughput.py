@@ -31,12 +31,19 @@ from transformers import Trainer, TrainingArguments, default_data_collator, set_
 
 from common import assets, data, modeling, tokenization, training  # noqa: E402
 from common.metrics import classification_metrics  # noqa: E402
+from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
+
+
+def recipe_case(defaults: dict, kind: str, length_key: str) -> dict:
+    """The settings that shape a training step, read from a recipe's DEFAULTS so the bench follows the recipe."""
+    return dict(model=defaults["model"], freeze_layers=defaults.get("freeze_layers", 0),
+                batch_size=defaults["batch_size"], max_length=defaults[length_key], kind=kind)
+
 
 CASES = {
-    # the recipes' defaults (see recipes/*.py DEFAULTS)
-    "sentiment": dict(model="embedded:smollm2-135m", freeze_layers=20, batch_size=16, max_length=64, kind="classification"),
-    "bert": dict(model="embedded:minilm-l6", freeze_layers=0, batch_size=32, max_length=64, kind="classification"),
-    "causal_lm": dict(model="embedded:smollm2-135m", freeze_layers=0, batch_size=8, max_length=256, kind="causal"),
+    "sentiment": recipe_case(gpt2_sentiment.DEFAULTS, "classification", "max_length"),
+    "bert": recipe_case(bert_classification.DEFAULTS, "classification", "max_length"),
+    "causal_lm": recipe_case(causal_lm.DEFAULTS, "causal", "block_size"),
 }
 WAYS = ("ours", "ours-fp32", "hf-examples", "seeds")  # ours-fp32: our data path, without bf16
 
@@ -113,7 +120,8 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
     fast = way.startswith("ours")
     budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
     args = TrainingArguments(
-        output_dir=training.scratch_dir(), **budget, warmup_steps=0.1, per_device_eval_batch_size=64, per_device_train_batch_size=case["batch_size"],
+        output_dir=training.scratch_dir(), **budget, warmup_steps=0.1,
+        per_device_train_batch_size=case["batch_size"], per_device_eval_batch_size=64,
         report_to="none", save_strategy="no", eval_strategy="no", disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(), seed=seed, logging_strategy="no",
         train_sampling_strategy="group_by_length" if fast and case["kind"] == "classification" else "random",
