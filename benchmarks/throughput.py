@@ -4,8 +4,10 @@ Run in its own process by benchmarks/bench.py so that peak memory is per run:
   python -m benchmarks.throughput sentiment ours --steps 20
 
 Ways of running (the baselines are faithful to how the tutorials and the standard examples do it):
-  ours         bf16 autocast where native, each batch padded to its own longest example (multiple of 8),
-               length-grouped batches, truncation at the recipe's --max-length
+  ours         bf16 autocast where native, each batch padded to its own longest example (to a multiple of 8
+               on CUDA only), length-grouped batches, truncation at the recipe's --max-length; causal LM:
+               --packing documents; the recipe's --freeze-layers / --freeze-embeddings
+  ours-fp32    the same without bf16; ours-compile: the same plus --compile
   hf-examples  fp32, every example padded to max_seq_length=128 (run_glue's default); for the causal LM,
                the same concatenate-and-chunk blocks in fp32
   seeds        fp32, the whole set tokenized with padding=True: every example padded to the longest in the set
@@ -37,6 +39,7 @@ from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 def recipe_case(defaults: dict, kind: str, length_key: str) -> dict:
     """The settings that shape a training step, read from a recipe's DEFAULTS so the bench follows the recipe."""
     return dict(model=defaults["model"], freeze_layers=defaults.get("freeze_layers", 0),
+                freeze_embeddings=defaults.get("freeze_embeddings", False),
                 batch_size=defaults["batch_size"], max_length=defaults[length_key], kind=kind)
 
 
@@ -45,7 +48,8 @@ CASES = {
     "bert": recipe_case(bert_classification.DEFAULTS, "classification", "max_length"),
     "causal_lm": recipe_case(causal_lm.DEFAULTS, "causal", "block_size"),
 }
-WAYS = ("ours", "ours-fp32", "hf-examples", "seeds")  # ours-fp32: our data path, without bf16
+# ours-fp32: our data path without bf16; ours-compile: ours plus --compile (compile time excluded by the warmup)
+WAYS = ("ours", "ours-fp32", "ours-compile", "hf-examples", "seeds")
 
 
 class TimedTrainer(Trainer):
@@ -112,11 +116,13 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
         dataset, test, collator = classification_data(case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed)
         model = modeling.load_classifier(case["model"], ["fresh", "rotten"], tokenizer)
     else:
-        documents = [assets.load_dataset_frame("embedded:shakespeare")["text"].iloc[0]]
+        documents = assets.load_dataset_frame("embedded:shakespeare")["text"].tolist()
         blocks = tokenization.blocks_from_tokens(tokenization.corpus_tokens(documents, tokenizer), case["max_length"])
-        dataset, collator = tokenization.lm_dataset(blocks[: n_examples * 2]), default_data_collator
+        blocks = blocks[: n_examples * 2]  # ours: --packing documents (the recipe's default); hf-examples: plain blocks
+        positions = tokenization.document_position_ids(blocks, tokenizer.eos_token_id) if way.startswith("ours") else None
+        dataset, collator = tokenization.lm_dataset(blocks, positions), default_data_collator
         model = modeling.load_causal_lm(case["model"], tokenizer)
-    modeling.freeze_bottom_layers(model, case["freeze_layers"])
+    modeling.freeze(model, argparse.Namespace(**case))
     fast = way.startswith("ours")
     budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
     args = TrainingArguments(
@@ -125,7 +131,8 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
         report_to="none", save_strategy="no", eval_strategy="no", disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(), seed=seed, logging_strategy="no",
         train_sampling_strategy="group_by_length" if fast and case["kind"] == "classification" else "random",
-        **training.precision_flags("auto" if way == "ours" else "fp32"),
+        torch_compile=way == "ours-compile",
+        **training.precision_flags("auto" if way in ("ours", "ours-compile") else "fp32"),
     )
     trainer = TimedTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                            compute_metrics=classification_metrics)

@@ -55,6 +55,9 @@ def _base_parser(doc: str) -> RecipeParser:
     model.add_argument("--model", help="embedded:NAME (offline, ships with the project), a local folder, or a hub id such as gpt2")
     model.add_argument("--freeze-layers", type=non_negative_int, default=0,
                        help="freeze the embeddings and the bottom N transformer blocks (0: train everything)")
+    model.add_argument("--freeze-embeddings", action=argparse.BooleanOptionalAction, default=False,
+                       help="freeze the token/position embeddings (the largest tensor of a small model; with tied "
+                            "embeddings, a causal LM's output head too)")
     model.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
 
     data = parser.add_argument_group("data (files win over --dataset; missing validation/test splits are carved 80/10/10 from train)")
@@ -75,6 +78,9 @@ def _base_parser(doc: str) -> RecipeParser:
     train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
                        help="auto: bf16 autocast where the CPU/GPU runs it natively, else fp32")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the model; on a 2-core CPU it compiled for 1-2.5 min and ran no faster "
+                            "(benchmarks/), so it is off unless you measure a gain on your machine")
     train.add_argument("--seed", type=int, default=42, help="seeds the split, the sampling, the head init and the data order")
     train.add_argument("--logging-steps", type=positive(int), default=25, help="log the training loss every N steps")
 

@@ -63,6 +63,7 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
         data_seed=args.seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        torch_compile=args.compile,
         **precision_flags(args.precision),
     )
     settings.update(overrides)

@@ -50,7 +50,7 @@ def main(argv=None):
     # 3. model
     model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code)
     tokenization.check_max_length(args.block_size, model.config, "--block-size")
-    modeling.freeze_bottom_layers(model, args.freeze_layers)
+    modeling.freeze(model, args)
     modeling.log_parameter_counts(model)
 
     # 4. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from common import tokenization
 from common.errors import UserError
@@ -25,12 +26,15 @@ def test_sentence_pairs_are_encoded_together(tiny_bert):
     assert set(ds["token_type_ids"][0]) == {0, 1}
 
 
-def test_padding_collator_pads_to_batch_longest_rounded_to_8(gpt2_tokenizer):
+def test_padding_collator_pads_to_batch_longest(gpt2_tokenizer):
     gpt2_tokenizer.pad_token = gpt2_tokenizer.eos_token
-    collate = tokenization.padding_collator(gpt2_tokenizer)
-    batch = collate([{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1]}, {"input_ids": [4] * 10, "attention_mask": [1] * 10}])
-    assert batch["input_ids"].shape == (2, 16)
-    assert batch["attention_mask"][0].sum() == 3
+    batch = [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1]}, {"input_ids": [4] * 10, "attention_mask": [1] * 10}]
+    assert tokenization.padding_collator(gpt2_tokenizer, pad_to_multiple_of=8)(batch)["input_ids"].shape == (2, 16)
+    padded = tokenization.padding_collator(gpt2_tokenizer, pad_to_multiple_of=None)(batch)
+    assert padded["input_ids"].shape == (2, 10)
+    assert padded["attention_mask"][0].sum() == 3
+    auto = tokenization.padding_collator(gpt2_tokenizer)(batch)["input_ids"].shape[1]
+    assert auto == (16 if torch.cuda.is_available() else 10)  # rounding to 8 only where tensor cores want it
 
 
 def test_corpus_tokens_put_end_of_text_between_documents(gpt2_tokenizer):
@@ -68,3 +72,31 @@ def test_check_max_length_against_model_positions():
     tokenization.check_max_length(128, Config())
     with pytest.raises(UserError, match="beyond what the model can see \\(128 positions\\)"):
         tokenization.check_max_length(129, Config())
+
+
+def test_token_cache_reuses_ids_and_keys_on_texts_and_settings(tmp_path, monkeypatch, gpt2_tokenizer):
+    monkeypatch.setenv("LM_RECIPES_CACHE", str(tmp_path))
+    calls = []
+
+    def tokenize(texts, max_length):
+        calls.append(max_length)
+        return gpt2_tokenizer(texts, truncation=True, max_length=max_length)
+
+    texts = ["a fine film", "dull", "x " * 40]
+    first = tokenization.cached("classification", gpt2_tokenizer, [texts], {"m": 8}, lambda: tokenize(texts, 8))
+    again = tokenization.cached("classification", gpt2_tokenizer, [texts], {"m": 8}, lambda: tokenize(texts, 8))
+    assert calls == [8]  # the second call read the cache
+    assert again["input_ids"] == first["input_ids"] and again["input_ids"][2] == gpt2_tokenizer(texts[2])["input_ids"][:8]
+    tokenization.cached("classification", gpt2_tokenizer, [texts], {"m": 4}, lambda: tokenize(texts, 4))
+    tokenization.cached("classification", gpt2_tokenizer, [texts[:2]], {"m": 8}, lambda: tokenize(texts[:2], 8))
+    assert calls == [8, 4, 8]  # other settings or other texts: tokenized afresh
+    assert len(list((tmp_path / "tokens").glob("classification-*.npz"))) == 3
+    assert not list((tmp_path / "tokens").glob("*partial*"))
+
+
+def test_corpus_tokens_from_cache_equal_fresh_ones(tmp_path, monkeypatch, gpt2_tokenizer):
+    monkeypatch.setenv("LM_RECIPES_CACHE", str(tmp_path))
+    docs = ["Hello world", "", "Hello"]
+    first = tokenization.corpus_tokens(docs, gpt2_tokenizer)
+    cached = tokenization.corpus_tokens(docs, gpt2_tokenizer)
+    assert cached.tolist() == first.tolist() == [15496, 995, 50256, 50256, 15496, 50256]

@@ -4,13 +4,15 @@ import json
 import pytest
 import torch
 
-from common import training
+from common import cli, training
 from common.errors import UserError
 
 
 def recipe_args(**overrides):
-    values = dict(epochs=1.0, lr=1e-4, batch_size=4, warmup=0.1, weight_decay=0.01, logging_steps=5, seed=7, precision="fp32")
-    return argparse.Namespace(**{**values, **overrides})
+    """The flags as a recipe parses them (so new flags get their real defaults), then `overrides`."""
+    parser = cli.classification_parser("test", epochs=1.0, lr=1e-4, batch_size=4, max_length=16)
+    args = cli.parse(parser, ["--seed", "7", "--logging-steps", "5", "--precision", "fp32"])
+    return argparse.Namespace(**{**vars(args), **overrides})
 
 
 def test_training_arguments_follow_the_flags(tmp_path):
