@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help env sentiment bert causal-lm test test-fast bench clean
+.PHONY: help env sentiment bert causal-lm test test-fast bench bench-techniques clean
 
 help:
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
@@ -13,6 +13,7 @@ help:
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
 	@echo "make test        the whole test suite (~10 min on 2 CPU cores); make test-fast skips the slow ones"
 	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
+	@echo "make bench-techniques  plain vs freezing vs gradual unfreezing vs layer-wise LR vs LoRA (~20 min)"
 	@echo "make env         create .venv with pinned dependencies and the embedded assets"
 	@echo "Extra recipe flags: make sentiment ARGS='--epochs 2 --max-train-samples 10000'"
 
@@ -43,6 +44,9 @@ test-fast: env
 
 bench: env
 	$(BIN)/python -m benchmarks.bench $(ARGS)
+
+bench-techniques: env
+	$(BIN)/python -m benchmarks.techniques $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
 
-from common import assets, data, modeling, tokenization, training  # noqa: E402
+from common import assets, data, layers, modeling, tokenization, training  # noqa: E402
 from common.metrics import classification_metrics  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 
@@ -122,7 +122,7 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
         positions = tokenization.document_position_ids(blocks, tokenizer.eos_token_id) if way.startswith("ours") else None
         dataset, collator = tokenization.lm_dataset(blocks, positions), default_data_collator
         model = modeling.load_causal_lm(case["model"], tokenizer)
-    modeling.freeze(model, argparse.Namespace(**case))
+    layers.freeze(model, argparse.Namespace(**case))
     fast = way.startswith("ours")
     budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
     args = TrainingArguments(

@@ -49,6 +49,17 @@ def non_negative_int(text):
     return value
 
 
+def _fraction(text):
+    value = positive(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _steps_or_epoch(text):
+    return "epoch" if text == "epoch" else positive(int)(text)
+
+
 def _base_parser(doc: str) -> RecipeParser:
     parser = RecipeParser(description=doc, formatter_class=_HelpFormatter)
     model = parser.add_argument_group("model")
@@ -84,6 +95,24 @@ def _base_parser(doc: str) -> RecipeParser:
     train.add_argument("--seed", type=int, default=42, help="seeds the split, the sampling, the head init and the data order")
     train.add_argument("--logging-steps", type=positive(int), default=25, help="log the training loss every N steps")
 
+    tech = parser.add_argument_group("techniques (see the README's Techniques section)")
+    tech.add_argument("--gradual-unfreeze", type=_steps_or_epoch, metavar="N|epoch",
+                      help="train the head alone first, then unfreeze one more block from the top every N steps (or epoch)")
+    tech.add_argument("--layer-lr-decay", type=_fraction, metavar="D",
+                      help="discriminative learning rates: block k from the top learns at lr * D**k (e.g. 0.8)")
+    tech.add_argument("--lora-r", type=positive(int), metavar="R", help="train LoRA adapters of rank R instead of the weights")
+    tech.add_argument("--lora-alpha", type=positive(float), default=16, help="LoRA scaling numerator (scale = alpha / r)")
+    tech.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA branch")
+    tech.add_argument("--merge-lora", action="store_true", help="save the model with the adapters merged in (a plain model)")
+    tech.add_argument("--dropout", type=float, help="set every dropout probability of the model to this value")
+    tech.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor for the loss (e.g. 0.1)")
+    tech.add_argument("--scheduler", default="linear", choices=["linear", "cosine", "constant_with_warmup", "constant"],
+                      help="learning-rate schedule after warmup")
+    tech.add_argument("--eval-steps", type=positive(int), help="validate every N steps instead of every epoch")
+    tech.add_argument("--early-stopping-patience", type=positive(int), metavar="N",
+                      help="stop after N validations without improvement of --best-metric; the best model is kept")
+    tech.add_argument("--best-metric", help="validation metric that early stopping watches (loss, accuracy, macro_f1, ...)")
+
     out = parser.add_argument_group("output")
     out.add_argument("--output-dir", help="where the model, tokenizer and metrics.json are saved")
     out.add_argument("--overwrite", action="store_true", help="replace the output folder if it already holds a run")
@@ -97,7 +126,15 @@ def classification_parser(doc: str, **defaults) -> RecipeParser:
                       help="text column, or two columns for sentence pairs (paraphrase, entailment)")
     task.add_argument("--label-column", default="label", help="label column: strings or integers")
     task.add_argument("--max-length", type=positive(int), help="truncate each example to this many tokens")
-    parser.set_defaults(**defaults)
+    task.add_argument("--long-text", choices=["truncate", "head-tail", "sliding-window"], default="truncate",
+                      help="texts beyond --max-length: keep the start, keep head and tail, or classify overlapping "
+                           "windows and average them per document")
+    task.add_argument("--stride", type=positive(int), default=32, help="tokens shared by neighbouring sliding windows")
+    task.add_argument("--class-weights", metavar="auto|W1,W2,...",
+                      help="weight the loss per class: auto (inverse frequency in the training split) or one number per class")
+    task.add_argument("--augment", type=non_negative_int, default=0, metavar="N",
+                      help="add N label-preserving variants of each training example (random word deletion/swap)")
+    parser.set_defaults(best_metric="accuracy", **defaults)
     return parser
 
 
@@ -111,7 +148,7 @@ def causal_lm_parser(doc: str, **defaults) -> RecipeParser:
                            "each other; concat: plain concatenate-and-chunk (the standard examples' way)")
     task.add_argument("--prompt", help="after training, print a sample generated from this prompt")
     task.add_argument("--max-new-tokens", type=positive(int), default=60, help="length of the generated sample")
-    parser.set_defaults(**defaults)
+    parser.set_defaults(best_metric="loss", **defaults)
     return parser
 
 
@@ -121,6 +158,14 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
         parser.error("--text-column takes one column, or two for sentence pairs")
     if args.warmup < 0:
         parser.error(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.lora_r and (args.gradual_unfreeze or args.layer_lr_decay):
+        parser.error("--lora-r trains adapters, not layers: drop --gradual-unfreeze / --layer-lr-decay, or drop --lora-r")
+    if args.merge_lora and not args.lora_r:
+        parser.error("--merge-lora needs --lora-r (there are no adapters to merge)")
+    if args.label_smoothing < 0 or args.label_smoothing >= 1:
+        parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
     return args
 
 

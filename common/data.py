@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import assets
+from common import assets, augment
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,8 @@ def _label_name(value) -> str:
 
 
 def classification_splits(args) -> tuple[dict, list[str]]:
-    """Load -> check columns -> clean -> split 80/10/10 (stratified) where needed -> cap sizes -> encode labels."""
+    """Load -> check columns -> clean -> split 80/10/10 (stratified) where needed -> cap sizes -> augment the
+    training split (--augment) -> encode labels."""
     splits = load_splits(args.train_file, args.validation_file, args.test_file, args.dataset, args.dataset_config)
     require_columns(splits, [*args.text_column, args.label_column], "--text-column/--label-column")
     splits = clean(splits, args.text_column, args.label_column)
@@ -226,7 +227,8 @@ def classification_splits(args) -> tuple[dict, list[str]]:
     splits["train"] = subsample(splits["train"], args.max_train_samples, args.seed)
     splits["validation"] = subsample(splits["validation"], args.max_eval_samples, args.seed)
     splits["test"] = subsample(splits["test"], args.max_test_samples, args.seed)
-    return encode_labels(splits, args.label_column)
+    splits["train"] = augment.augment(splits["train"], args.text_column, getattr(args, "augment", 0), args.seed)
+    return encode_labels(splits, args.label_column)  # logs each split's class counts
 
 
 def corpus_splits(args) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from common import assets
+from common import assets, layers, lora
 from common.errors import UserError
 from common.tokenization import check_max_length
 
@@ -73,13 +73,23 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
 
 def classification_setup(args, label_names: list[str]):
     """(tokenizer, model) for a classification recipe: pad token, head sized to the labels, --max-length checked
-    against the model's positions, --freeze-embeddings / --freeze-layers applied, parameter counts logged."""
+    against the model's positions, then adapt() (dropout, freezing, LoRA)."""
     tokenizer = load_tokenizer(args.model, args.trust_remote_code)
     model = load_classifier(args.model, label_names, tokenizer, args.trust_remote_code)
     check_max_length(args.max_length, model.config)
-    freeze(model, args)
-    log_parameter_counts(model)
+    model = adapt(model, args, task="classification")
     return tokenizer, model
+
+
+def adapt(model, args, task: str):
+    """The technique flags that change the model itself: --dropout, --freeze-embeddings/--freeze-layers, LoRA."""
+    if getattr(args, "dropout", None) is not None:
+        layers.set_dropout(model, args.dropout)
+    layers.freeze(model, args)
+    if getattr(args, "lora_r", None):
+        model = lora.add_lora(model, args, task)
+    layers.log_parameter_counts(model)
+    return model
 
 
 def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False):
@@ -113,65 +123,3 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int, seed: int) -> s
             pad_token_id=tokenizer.pad_token_id,
         )
     return tokenizer.decode(output[0], skip_special_tokens=True)
-
-
-# ---------------------------------------------------------------- freezing
-
-
-def transformer_blocks(model) -> torch.nn.ModuleList:
-    """The stack of transformer blocks, found by shape rather than name so it works for GPT-2, Llama and BERT."""
-    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) > 0]
-    if not lists:
-        raise UserError(f"cannot find the transformer blocks of {type(model).__name__} to freeze")
-    return max(lists, key=len)
-
-
-def freeze_embeddings(model) -> None:
-    """Freeze the embeddings: every parameter registered before the first block (token, position and
-    token-type embeddings and their norm), which is where every architecture here keeps them.
-
-    The token embedding matrix is the largest single tensor of a small model (11.7M of MiniLM's 22.7M
-    parameters); freezing it spares its gradient and its optimizer update on every step.
-    With tied input/output embeddings (GPT-2, SmolLM2) the LM head is frozen with it.
-    """
-    first_block = {id(p) for p in transformer_blocks(model)[0].parameters()}
-    for param in model.parameters():
-        if id(param) in first_block:
-            break
-        param.requires_grad_(False)
-
-
-def freeze(model, args) -> None:
-    """Apply --freeze-embeddings and --freeze-layers."""
-    if args.freeze_embeddings:
-        freeze_embeddings(model)
-    freeze_bottom_layers(model, args.freeze_layers)
-
-
-def freeze_bottom_layers(model, n_layers: int) -> None:
-    """Freeze the embeddings and the bottom `n_layers` blocks; the top blocks, final norm and head stay trainable."""
-    if n_layers <= 0:
-        return
-    blocks = transformer_blocks(model)
-    if n_layers > len(blocks):
-        raise UserError(f"--freeze-layers {n_layers} is more than the model's {len(blocks)} blocks; use at most {len(blocks)}")
-    freeze_embeddings(model)
-    for block in blocks[:n_layers]:
-        block.requires_grad_(False)
-
-
-def parameter_counts(model) -> tuple[int, int]:
-    """(trainable, total) parameters, counting tied weights once."""
-    seen, trainable, total = set(), 0, 0
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
-    return trainable, total
-
-
-def log_parameter_counts(model) -> None:
-    trainable, total = parameter_counts(model)
-    logger.info("parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)

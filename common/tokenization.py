@@ -41,8 +41,15 @@ def classification_dataset(frame: pd.DataFrame, tokenizer, text_columns: list[st
     return datasets.Dataset.from_dict(columns)
 
 
-def classification_datasets(splits: dict, tokenizer, text_columns: list[str], max_length: int) -> dict:
-    return {name: classification_dataset(frame, tokenizer, text_columns, max_length) for name, frame in splits.items()}
+def classification_datasets(splits: dict, tokenizer, text_columns: list[str], max_length: int,
+                            long_text: str = "truncate", stride: int = 32) -> dict:
+    """A dataset per split; texts beyond max_length are truncated, or handled by --long-text (common.long_text)."""
+    if long_text == "truncate":
+        return {name: classification_dataset(frame, tokenizer, text_columns, max_length) for name, frame in splits.items()}
+    from common.long_text import long_text_dataset
+
+    return {name: long_text_dataset(frame, tokenizer, text_columns, max_length, long_text, stride)
+            for name, frame in splits.items()}
 
 
 def padding_collator(tokenizer, pad_to_multiple_of: int | None | str = "auto"):

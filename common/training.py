@@ -14,9 +14,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import TrainingArguments
+import datasets
+from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
 
+from common import layers, long_text, lora
 from common.errors import UserError
 from common.metrics import add_perplexity
 
@@ -43,7 +46,8 @@ def precision_flags(precision: str) -> dict:
 
 
 def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArguments:
-    """TrainingArguments from the recipe flags: evaluate every epoch, no intermediate checkpoints, bf16 when fast."""
+    """TrainingArguments from the recipe flags: evaluate every epoch (or --eval-steps), bf16 when fast, and no
+    intermediate checkpoints unless --early-stopping-patience needs them to restore the best model."""
     settings = dict(
         output_dir=str(work_dir),
         num_train_epochs=args.epochs,
@@ -52,8 +56,10 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
         per_device_eval_batch_size=args.batch_size * 2,  # no gradients at eval time: twice the batch fits
         warmup_steps=args.warmup,
         weight_decay=args.weight_decay,
-        lr_scheduler_type="linear",
-        eval_strategy="epoch",
+        lr_scheduler_type=args.scheduler,
+        label_smoothing_factor=args.label_smoothing,
+        eval_strategy="steps" if args.eval_steps else "epoch",
+        eval_steps=args.eval_steps,
         train_sampling_strategy="group_by_length",  # batches of similar length: little padding, same results
         save_strategy="no",  # the final model is saved once, atomically, by save_run()
         logging_strategy="steps",
@@ -66,6 +72,12 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
         torch_compile=args.compile,
         **precision_flags(args.precision),
     )
+    if args.early_stopping_patience:
+        # keep a checkpoint per evaluation (two at most) so the best one can be restored at the end
+        settings.update(save_strategy=settings["eval_strategy"], save_total_limit=2, load_best_model_at_end=True,
+                        metric_for_best_model=args.best_metric, greater_is_better=args.best_metric not in ("loss", "perplexity"))
+        if args.eval_steps:
+            settings["save_steps"] = args.eval_steps
     settings.update(overrides)
     return TrainingArguments(**settings)
 
@@ -75,6 +87,105 @@ def scratch_dir() -> str:
     path = tempfile.mkdtemp(prefix="lm-recipes-")
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+class RecipeTrainer(Trainer):
+    """Trainer plus the technique flags that need a hook into it (everything else is plain Trainer):
+
+    layer_lr_decay    --layer-lr-decay: one optimizer group per depth, lr * decay**depth (common.layers)
+    gradual_unfreeze  --gradual-unfreeze: the head first, then a block more every N steps or every epoch
+    class_weights     --class-weights: a weighted cross-entropy (with --label-smoothing, if given)
+    and, for eval datasets of long-document windows (a `document` column), metrics per document.
+    """
+
+    def __init__(self, *args, layer_lr_decay: float | None = None, gradual_unfreeze: int | str | None = None,
+                 class_weights: torch.Tensor | None = None, **kwargs):
+        self.layer_lr_decay = layer_lr_decay
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        self.unfreezing = layers.GradualUnfreezing(kwargs["model"], gradual_unfreeze) if gradual_unfreeze else None
+        if self.unfreezing:
+            callbacks.append(self.unfreezing)
+        if class_weights is not None:
+            kwargs["compute_loss_func"] = WeightedLoss(class_weights, kwargs["args"].label_smoothing_factor)
+        super().__init__(*args, callbacks=callbacks, **kwargs)
+
+    # ---- --long-text sliding-window: evaluate per document, not per window
+    _keep_eval_order = False
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self._keep_eval_order:  # windows must come back in dataset order to be regrouped by document
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if not (isinstance(dataset, datasets.Dataset) and "document" in dataset.column_names):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        self._keep_eval_order = True
+        try:
+            output = self.predict(dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        finally:
+            self._keep_eval_order = False
+        document = np.asarray(dataset["document"])
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        by_document = EvalPrediction(long_text.mean_by_document(logits, document),
+                                     long_text.first_by_document(output.label_ids, document))
+        prefix = metric_key_prefix
+        metrics = {f"{prefix}_loss": output.metrics[f"{prefix}_loss"], f"{prefix}_windows": len(document),
+                   f"{prefix}_documents": len(by_document.predictions)}
+        metrics.update({f"{prefix}_{k}": v for k, v in self.compute_metrics(by_document).items()})
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and (self.layer_lr_decay or self.unfreezing):
+            # every parameter gets a group, frozen ones too, so those unfrozen later are updated from then on
+            groups = layers.parameter_groups(model or self.model, self.args.learning_rate, self.args.weight_decay,
+                                             self.layer_lr_decay or 1.0)
+            optimizer_class, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
+
+
+class WeightedLoss:
+    """Class-weighted cross-entropy: each example's loss times its class's weight, divided by the weights' sum."""
+
+    def __init__(self, weights: torch.Tensor, label_smoothing: float = 0.0):
+        self.weights, self.label_smoothing = weights, label_smoothing
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"].float()
+        return torch.nn.functional.cross_entropy(logits, labels, weight=self.weights.to(logits.device),
+                                                 label_smoothing=self.label_smoothing)
+
+
+def class_weights(spec: str | None, train_labels, label_names: list[str]) -> torch.Tensor | None:
+    """--class-weights auto (n / (classes * count): rare classes weigh more) or one weight per class, in label order."""
+    if not spec:
+        return None
+    counts = np.bincount(np.asarray(train_labels), minlength=len(label_names))
+    if spec == "auto":
+        if (counts == 0).any():
+            raise UserError("--class-weights auto: a class has no training examples; give the weights explicitly")
+        weights = counts.sum() / (len(label_names) * counts)
+    else:
+        try:
+            weights = np.array([float(w) for w in spec.split(",")])
+        except ValueError:
+            raise UserError(f"--class-weights takes 'auto' or numbers separated by commas, got {spec!r}") from None
+        if len(weights) != len(label_names) or (weights <= 0).any():
+            raise UserError(f"--class-weights needs {len(label_names)} positive numbers, one per class in the order "
+                            f"{', '.join(label_names)}; got {spec!r}")
+    logger.info("class weights: %s", ", ".join(f"{n}={w:.3g}" for n, w in zip(label_names, weights)))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def callbacks(args) -> list:
+    """--early-stopping-patience: stop when the validation metric has not improved for N evaluations."""
+    if getattr(args, "early_stopping_patience", None):
+        return [EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)]
+    return []
 
 
 def evaluate(trainer, dataset, split: str) -> dict:
@@ -109,6 +220,7 @@ def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: di
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
+        lora.save_extras(model, staging)
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / "run_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")

@@ -10,12 +10,13 @@ Out of the box: the embedded SmolLM2-135M on the embedded Shakespeare plays.
   python recipes/causal_lm.py --model gpt2 --dataset wikitext --dataset-config wikitext-2-raw-v1
 
 Supports: any causal-LM checkpoint; .txt files/folders, csv/json/jsonl/parquet (--text-column) or hub
-datasets; a generated sample from --prompt after training; layer freezing.
+datasets; a generated sample from --prompt after training; freezing, gradual unfreezing, layer-wise
+learning rates, LoRA, dropout/label smoothing and early stopping (see the README's Techniques).
 """
 
-from transformers import Trainer, default_data_collator, set_seed
+from transformers import default_data_collator, set_seed
 
-from common import cli, data, modeling, reporting, tokenization, training
+from common import cli, data, lora, modeling, reporting, tokenization, training
 from common.metrics import causal_lm_metrics, next_token_predictions
 
 DEFAULTS = dict(
@@ -50,11 +51,10 @@ def main(argv=None):
     # 3. model
     model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code)
     tokenization.check_max_length(args.block_size, model.config, "--block-size")
-    modeling.freeze(model, args)
-    modeling.log_parameter_counts(model)
+    model = modeling.adapt(model, args, task="causal_lm")  # --dropout, --freeze-*, --lora-r
 
     # 4. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
-    trainer = Trainer(
+    trainer = training.RecipeTrainer(
         model=model,
         args=training.training_arguments(args, training.scratch_dir()),
         train_dataset=datasets["train"],
@@ -62,6 +62,9 @@ def main(argv=None):
         data_collator=default_data_collator,
         compute_metrics=causal_lm_metrics,
         preprocess_logits_for_metrics=next_token_predictions,
+        layer_lr_decay=args.layer_lr_decay,
+        gradual_unfreeze=args.gradual_unfreeze,
+        callbacks=training.callbacks(args),  # early stopping
     )
 
     # 5. perplexity before, train, 6. perplexity after
@@ -77,7 +80,7 @@ def main(argv=None):
         print(f"\nSample from {args.prompt!r}:\n{modeling.generate(model, tokenizer, args.prompt, args.max_new_tokens, args.seed)}")
 
     # 7. save model, tokenizer, metrics
-    training.save_run(args.output_dir, model, tokenizer, metrics, vars(args))
+    training.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,14 @@ bottom layers frozen, bf16 autocast where the CPU/GPU supports it.
   python recipes/gpt2_sentiment.py --train-file reviews.csv --text-column review --label-column stars
 
 Supports: any causal-LM checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer
-labels, any number of classes; sentence pairs (two --text-column names); layer freezing.
+labels, any number of classes; sentence pairs (two --text-column names); the techniques of the README:
+freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smoothing,
+early stopping, long texts (head+tail, sliding windows), augmentation.
 """
 
-from transformers import Trainer, set_seed
+from transformers import set_seed
 
-from common import cli, data, modeling, reporting, tokenization, training
+from common import cli, data, lora, modeling, reporting, tokenization, training
 from common.metrics import classification_metrics
 
 DEFAULTS = dict(
@@ -42,18 +44,23 @@ def main(argv=None):
     # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
     splits, label_names = data.classification_splits(args)
 
-    # 3. model: tokenizer with a pad token, classifier head sized to the labels, bottom layers frozen
+    # 3. model: tokenizer with a pad token, classifier head sized to the labels, then --freeze-*, --dropout, --lora-r
     tokenizer, model = modeling.classification_setup(args, label_names)
-    datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length)
+    datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length,
+                                                    args.long_text, args.stride)
 
-    # 4. Trainer
-    trainer = Trainer(
+    # 4. Trainer (a Trainer that also knows the technique flags; all None unless given)
+    trainer = training.RecipeTrainer(
         model=model,
         args=training.training_arguments(args, training.scratch_dir()),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=tokenization.padding_collator(tokenizer),
         compute_metrics=classification_metrics,
+        layer_lr_decay=args.layer_lr_decay,
+        gradual_unfreeze=args.gradual_unfreeze,
+        class_weights=training.class_weights(args.class_weights, splits["train"]["labels"], label_names),
+        callbacks=training.callbacks(args),  # early stopping
     )
 
     # 5. train, 6. evaluate on the held-out test split
@@ -61,8 +68,8 @@ def main(argv=None):
     metrics = {**train_result.metrics, **training.evaluate(trainer, datasets["test"], "test")}
     reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_loss", "train_runtime"])
 
-    # 7. save model, tokenizer, metrics
-    training.save_run(args.output_dir, model, tokenizer, metrics, vars(args))
+    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics
+    training.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args))
 
 
 if __name__ == "__main__":

@@ -32,29 +32,6 @@ def test_decoder_classifier_pools_last_real_token_in_padded_batches(fixture, req
     assert torch.allclose(batched[0], alone[0], atol=1e-5)  # padding did not change the first example's logits
 
 
-def test_freeze_bottom_layers_is_architecture_agnostic(tiny_gpt2, tiny_bert, tiny_llama):
-    for folder, embedding in [(tiny_gpt2, "transformer.wte"), (tiny_bert, "bert.embeddings"), (tiny_llama, "model.embed_tokens")]:
-        tokenizer = modeling.load_tokenizer(str(folder))
-        model = modeling.load_classifier(str(folder), ["a", "b"], tokenizer)
-        modeling.freeze_bottom_layers(model, 1)
-        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-        assert any(n.startswith(embedding) for n in frozen), folder
-        blocks = modeling.transformer_blocks(model)
-        assert not any(p.requires_grad for p in blocks[0].parameters())
-        assert all(p.requires_grad for p in blocks[1].parameters())
-        head = [p for n, p in model.named_parameters() if n.startswith(("score", "classifier"))]
-        assert head and all(p.requires_grad for p in head)
-        trainable, total = modeling.parameter_counts(model)
-        assert 0 < trainable < total
-
-
-def test_freezing_more_layers_than_exist_is_refused(tiny_gpt2):
-    tokenizer = modeling.load_tokenizer(str(tiny_gpt2))
-    model = modeling.load_classifier(str(tiny_gpt2), ["a", "b"], tokenizer)
-    with pytest.raises(UserError, match="more than the model's 2 blocks"):
-        modeling.freeze_bottom_layers(model, 3)
-
-
 def test_unknown_model_and_non_model_folder_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="could not load model 'no-such-model-xyz'"):
         modeling.load_config("no-such-model-xyz")
