@@ -7,10 +7,12 @@ so `--help` shows the values that recipe really uses.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from common.errors import UserError
 
@@ -70,6 +72,8 @@ def _base_parser(doc: str) -> RecipeParser:
                        help="freeze the token/position embeddings (the largest tensor of a small model; with tied "
                             "embeddings, a causal LM's output head too)")
     model.add_argument("--trust-remote-code", action="store_true", help="allow models that ship their own Python code")
+    model.add_argument("--allow-pickle", action="store_true",
+                       help="also read pickle weights (.bin), which can run code when loaded; default: safetensors only")
 
     data = parser.add_argument_group("data (files win over --dataset; missing validation/test splits are carved 80/10/10 from train)")
     data.add_argument("--dataset", help="embedded:NAME or a hub dataset name such as imdb (needs the hub)")
@@ -116,6 +120,15 @@ def _base_parser(doc: str) -> RecipeParser:
     out = parser.add_argument_group("output")
     out.add_argument("--output-dir", help="where the model, tokenizer and metrics.json are saved")
     out.add_argument("--overwrite", action="store_true", help="replace the output folder if it already holds a run")
+    out.add_argument("--save-steps", type=positive(int), metavar="N",
+                     help="write a checkpoint every N steps into OUTPUT_DIR/checkpoints (the last two are kept), "
+                          "so --resume can continue after a crash")
+    out.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
+                     help="continue from the last complete checkpoint in --output-dir (or the CHECKPOINT folder "
+                          "given): same data order, learning-rate schedule, optimizer and random state")
+    out.add_argument("--config", metavar="FILE",
+                     help="read flags from a YAML or JSON file (keys are flag names: lr, batch_size, ...); flags on "
+                          "the command line win. A run's run_config.json works too, to repeat it")
     return parser
 
 
@@ -152,7 +165,56 @@ def causal_lm_parser(doc: str, **defaults) -> RecipeParser:
     return parser
 
 
+# keys of a run_config.json that describe the run rather than ask for one
+_NOT_FROM_CONFIG = {"config", "resume"}
+
+
+def config_argv(path: str, parser: RecipeParser) -> list[str]:
+    """The flags a --config file stands for, as command-line words, so they are checked like typed flags."""
+    file = Path(path)
+    if not file.is_file():
+        parser.error(f"--config '{path}' does not exist")
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(file.read_text())
+        else:
+            values = json.loads(file.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is the user's file, said in one line
+        parser.error(f"--config '{path}' could not be read as {'YAML' if file.suffix in ('.yaml', '.yml') else 'JSON'}: "
+                     f"{str(e).splitlines()[0]}")
+    if not isinstance(values, dict):
+        parser.error(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")
+    actions = {a.dest: a for a in parser._actions if a.option_strings}
+    unknown = sorted(k for k in values if k.replace("-", "_") not in actions)
+    if unknown:
+        parser.error(f"--config '{path}' has unknown keys: {', '.join(unknown)}; use flag names such as lr, batch_size "
+                     f"(see --help)")
+    words = []
+    for key, value in values.items():
+        action = actions[key.replace("-", "_")]
+        flag = action.option_strings[0]
+        if action.dest in _NOT_FROM_CONFIG or value is None:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(flag if value else "--no-" + flag[2:])
+        elif action.nargs == 0:  # store_true
+            words += [flag] if value else []
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return words
+
+
 def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config")
+    known, _ = config.parse_known_args(argv)
+    if known.config:
+        argv = config_argv(known.config, parser) + argv  # later words win: the command line overrides the file
     args = parser.parse_args(argv)
     if hasattr(args, "text_column") and isinstance(args.text_column, list) and len(args.text_column) > 2:
         parser.error("--text-column takes one column, or two for sentence pairs")
@@ -166,6 +228,10 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --output-dir and --overwrite replaces it: pass only one")
+    if args.early_stopping_patience and args.save_steps and (not args.eval_steps or args.save_steps % args.eval_steps):
+        parser.error("--early-stopping-patience with --save-steps needs --eval-steps that divides --save-steps")
     return args
 
 

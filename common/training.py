@@ -7,19 +7,17 @@ settings and writes results.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
-import datasets
 from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
 
-from common import layers, long_text, lora
+from common import layers, long_text, outputs
 from common.errors import UserError
 from common.metrics import add_perplexity
 
@@ -72,11 +70,15 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
         torch_compile=args.compile,
         **precision_flags(args.precision),
     )
+    if args.save_steps:  # checkpoints that --resume can continue from, kept in --output-dir until the run ends
+        settings.update(output_dir=str(outputs.checkpoint_dir(args.output_dir)), save_strategy="steps",
+                        save_steps=args.save_steps, save_total_limit=2)
     if args.early_stopping_patience:
         # keep a checkpoint per evaluation (two at most) so the best one can be restored at the end
-        settings.update(save_strategy=settings["eval_strategy"], save_total_limit=2, load_best_model_at_end=True,
+        settings.update(save_strategy=settings["eval_strategy"], save_total_limit=settings.get("save_total_limit") or 2,
+                        load_best_model_at_end=True,
                         metric_for_best_model=args.best_metric, greater_is_better=args.best_metric not in ("loss", "perplexity"))
-        if args.eval_steps:
+        if args.eval_steps and not args.save_steps:
             settings["save_steps"] = args.eval_steps
     settings.update(overrides)
     return TrainingArguments(**settings)
@@ -101,7 +103,7 @@ class RecipeTrainer(Trainer):
     def __init__(self, *args, layer_lr_decay: float | None = None, gradual_unfreeze: int | str | None = None,
                  class_weights: torch.Tensor | None = None, **kwargs):
         self.layer_lr_decay = layer_lr_decay
-        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks = [*(kwargs.pop("callbacks", None) or []), outputs.MarkCompleteCheckpoints()]
         self.unfreezing = layers.GradualUnfreezing(kwargs["model"], gradual_unfreeze) if gradual_unfreeze else None
         if self.unfreezing:
             callbacks.append(self.unfreezing)
@@ -137,6 +139,13 @@ class RecipeTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():  # stop at once: every later step would only spread the NaN/inf
+            raise UserError(f"the training loss became {loss.item()} at step {self.state.global_step + 1}; lower --lr "
+                            f"(now {self.args.learning_rate:g}) or try --precision fp32")
+        return loss
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and (self.layer_lr_decay or self.unfreezing):
@@ -191,45 +200,3 @@ def callbacks(args) -> list:
 def evaluate(trainer, dataset, split: str) -> dict:
     """Metrics on one split, keyed `{split}_*`, with perplexity derived from the loss."""
     return add_perplexity(trainer.evaluate(dataset, metric_key_prefix=split), split)
-
-
-# ---------------------------------------------------------------- output folder
-
-
-def check_output_dir(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to replace another run's results unless asked, and fail now (not after training) if unwritable."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--output-dir '{path}' is a file, not a folder; choose another --output-dir")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UserError(f"--output-dir '{path}' already holds files; pass --overwrite to replace them, or choose another --output-dir")
-    parent = path.resolve().parent
-    existing = next(p for p in [parent, *parent.parents] if p.exists())
-    if not os.access(existing, os.W_OK):
-        raise UserError(f"cannot write to '{existing}' for --output-dir '{path}'; choose a folder you can write to")
-    return path
-
-
-def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: dict) -> Path:
-    """Write model (safetensors), tokenizer, metrics.json and config.json into a staging folder, then move it into place.
-
-    A crash while saving leaves the staging folder behind (named .<name>.partial-*), never a half-written output.
-    """
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
-        model.save_pretrained(staging, safe_serialization=True)
-        lora.save_extras(model, staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / "run_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        os.chmod(staging, 0o755)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    logger.info("saved model, tokenizer and metrics to %s", output_dir)
-    return output_dir

@@ -16,7 +16,7 @@ learning rates, LoRA, dropout/label smoothing and early stopping (see the README
 
 from transformers import default_data_collator, set_seed
 
-from common import cli, data, lora, modeling, reporting, tokenization, training
+from common import cli, data, lora, modeling, outputs, reporting, tokenization, training
 from common.metrics import causal_lm_metrics, next_token_predictions
 
 DEFAULTS = dict(
@@ -37,20 +37,21 @@ DEFAULTS = dict(
 def main(argv=None):
     # 1. arguments
     args = cli.parse(cli.causal_lm_parser(__doc__, **DEFAULTS), argv)
-    training.check_output_dir(args.output_dir, args.overwrite)
+    outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
+    resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
     set_seed(args.seed)
 
     # 2. data: documents per split -> one token stream each -> blocks; no held-out files: split blocks 80/10/10;
     #    --packing documents restarts positions at each document so documents in a block cannot see each other
     documents = data.corpus_splits(args)
     tokenizer = modeling.load_tokenizer(args.model, args.trust_remote_code)
+    tokenization.check_max_length(args.block_size, modeling.load_config(args.model, args.trust_remote_code), "--block-size")
     blocks = tokenization.corpus_blocks(documents, tokenizer, args.block_size, args.seed)
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
     datasets = tokenization.lm_datasets(blocks, limits, args.seed, args.packing, tokenizer.eos_token_id)
 
     # 3. model
-    model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code)
-    tokenization.check_max_length(args.block_size, model.config, "--block-size")
+    model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code, args.allow_pickle)
     model = modeling.adapt(model, args, task="causal_lm")  # --dropout, --freeze-*, --lora-r
 
     # 4. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
@@ -69,7 +70,7 @@ def main(argv=None):
 
     # 5. perplexity before, train, 6. perplexity after
     before = training.evaluate(trainer, datasets["test"], "test")
-    train_result = trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=resume)
     after = training.evaluate(trainer, datasets["test"], "test")
     reduction = 1 - after["test_perplexity"] / before["test_perplexity"]
     metrics = {**train_result.metrics, **after, "test_perplexity_before": before["test_perplexity"],
@@ -79,8 +80,9 @@ def main(argv=None):
     if args.prompt:
         print(f"\nSample from {args.prompt!r}:\n{modeling.generate(model, tokenizer, args.prompt, args.max_new_tokens, args.seed)}")
 
-    # 7. save model, tokenizer, metrics
-    training.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args))
+    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, loss history
+    outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
+                     trainer.state.log_history)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ early stopping, long texts (head+tail, sliding windows), augmentation.
 
 from transformers import set_seed
 
-from common import cli, data, lora, modeling, reporting, tokenization, training
+from common import cli, data, lora, modeling, outputs, reporting, tokenization, training
 from common.metrics import classification_metrics
 
 DEFAULTS = dict(
@@ -38,7 +38,8 @@ DEFAULTS = dict(
 def main(argv=None):
     # 1. arguments
     args = cli.parse(cli.classification_parser(__doc__, **DEFAULTS), argv)
-    training.check_output_dir(args.output_dir, args.overwrite)
+    outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
+    resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
     set_seed(args.seed)
 
     # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
@@ -64,12 +65,13 @@ def main(argv=None):
     )
 
     # 5. train, 6. evaluate on the held-out test split
-    train_result = trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=resume)
     metrics = {**train_result.metrics, **training.evaluate(trainer, datasets["test"], "test")}
     reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_loss", "train_runtime"])
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics
-    training.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args))
+    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, loss history
+    outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
+                     trainer.state.log_history)
 
 
 if __name__ == "__main__":

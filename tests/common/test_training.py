@@ -1,5 +1,4 @@
 import argparse
-import json
 
 import pytest
 import torch
@@ -30,31 +29,3 @@ def test_precision_auto_uses_bf16_exactly_when_it_is_fast():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
             training.precision_flags("fp16")
-
-
-def test_check_output_dir_refuses_another_runs_files(tmp_path):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "metrics.json").write_text("{}")
-    with pytest.raises(UserError, match="already holds files; pass --overwrite"):
-        training.check_output_dir(tmp_path / "run", overwrite=False)
-    assert training.check_output_dir(tmp_path / "run", overwrite=True) == tmp_path / "run"
-    assert training.check_output_dir(tmp_path / "new", overwrite=False) == tmp_path / "new"
-    (tmp_path / "afile").write_text("x")
-    with pytest.raises(UserError, match="is a file, not a folder"):
-        training.check_output_dir(tmp_path / "afile", overwrite=True)
-
-
-def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("from a previous run")
-    training.save_run(out, model, tokenizer, {"test_accuracy": 0.9}, {"seed": 1})
-    names = {p.name for p in out.iterdir()}
-    assert "model.safetensors" in names and "old.txt" not in names
-    assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
-    assert json.loads((out / "metrics.json").read_text()) == {"test_accuracy": 0.9}
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind

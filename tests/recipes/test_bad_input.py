@@ -52,3 +52,22 @@ def test_help_lists_the_common_flags(recipe):
     for flag in ("--model", "--train-file", "--dataset", "--epochs", "--lr", "--batch-size", "--max-train-samples",
                  "--output-dir", "--seed"):
         assert flag in result.stdout
+
+
+def test_local_runs_never_touch_the_network(tiny_gpt2, reviews_csv, tmp_path):
+    """Without the offline switches and with every proxy pointing at a closed port, a local run still works."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+    env.update(PYTHONPATH=str(ROOT), HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+               ALL_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    result = subprocess.run([sys.executable, str(ROOT / "recipes" / "gpt2_sentiment.py"), "--model", str(tiny_gpt2),
+                             "--train-file", str(reviews_csv), "--output-dir", str(tmp_path / "out"), "--epochs", "1",
+                             "--batch-size", "4", "--freeze-layers", "1", "--precision", "fp32"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "model.safetensors").exists()
