@@ -143,6 +143,9 @@ def clean(splits: dict, text_columns: list[str], label_column: str | None = None
         leaked = train[text_columns].apply(tuple, axis=1).isin(seen)
         if leaked.any():
             logger.info("train: dropped %d rows that also appear in validation/test", int(leaked.sum()))
+            if leaked.all():
+                raise UserError("every training row also appears in the validation/test data, so nothing is left to "
+                                "train on; give training and evaluation files with different rows")
             cleaned["train"] = train[~leaked].reset_index(drop=True)
     return cleaned
 

@@ -16,6 +16,7 @@ import datasets
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common import layers, long_text, outputs
 from common.errors import UserError
@@ -140,9 +141,18 @@ class RecipeTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed)
+        return sampler
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss).all():  # stop at once: every later step would only spread the NaN/inf
+            for callback in self.callback_handler.callbacks:  # end the progress bar's line before the message
+                if getattr(callback, "training_bar", None) is not None:
+                    callback.training_bar.close()
             raise UserError(f"the training loss became {loss.item()} at step {self.state.global_step + 1}; lower --lr "
                             f"(now {self.args.learning_rate:g}) or try --precision fp32")
         return loss
@@ -155,6 +165,23 @@ class RecipeTrainer(Trainer):
             optimizer_class, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model or self.model)
             self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return super().create_optimizer(model)
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order depends only on (seed, epoch).
+
+    Trainer's own draws from the global random stream, whose state at the start of an epoch is not in a
+    checkpoint, so a resumed run would see epoch 2 in another order. Trainer calls set_epoch() each epoch.
+    """
+
+    def __init__(self, sampler: LengthGroupedSampler, seed: int):
+        self.__dict__.update(vars(sampler))
+        self.seed = seed
+        self.generator = torch.Generator()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + int(epoch))
 
 
 class WeightedLoss:

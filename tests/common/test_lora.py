@@ -2,7 +2,7 @@ import argparse
 
 import torch
 
-from common import lora, modeling, training
+from common import lora, modeling, outputs
 
 LORA = argparse.Namespace(lora_r=4, lora_alpha=8, lora_dropout=0.0)
 
@@ -29,7 +29,7 @@ def test_lora_save_and_reload_gives_identical_logits_and_leaves_base_weights_alo
         model.eval()
         with torch.no_grad():
             logits = model(**inputs).logits
-        out = training.save_run(tmp_path / folder.name, model, tokenizer, {}, {})
+        out = outputs.save_run(tmp_path / folder.name, model, tokenizer, {}, {})
         assert (out / "adapter_model.safetensors").exists() and not list(out.glob("*.bin"))
         reloaded = lora.load(out)
         with torch.no_grad():
@@ -49,7 +49,7 @@ def test_merged_lora_is_a_plain_model_with_the_same_predictions(tiny_llama, tmp_
     model.eval()
     with torch.no_grad():
         logits = model(**inputs).logits
-    out = training.save_run(tmp_path / "merged", lora.for_saving(model, merge=True), tokenizer, {}, {})
+    out = outputs.save_run(tmp_path / "merged", lora.for_saving(model, merge=True), tokenizer, {}, {})
     assert not (out / "adapter_config.json").exists() and (out / "model.safetensors").exists()
     plain = AutoModelForSequenceClassification.from_pretrained(out).eval()
     with torch.no_grad():

@@ -22,7 +22,7 @@ def assert_clean_failure(result, expected, output_dir):
         ("bert_classification", ["--train-file", "{one_class}"], "has only one class ('pos')"),
         ("gpt2_sentiment", ["--train-file", "{csv}", "--model", "no-such-model-xyz"], "could not load model 'no-such-model-xyz'"),
         ("gpt2_sentiment", ["--epochs", "0"], "--epochs: must be greater than 0"),
-        ("causal_lm", ["--train-file", "{csv}", "--model", "{tiny_llama}", "--block-size", "100000"], "fewer than one block"),
+        ("causal_lm", ["--train-file", "{csv}", "--model", "{tiny_llama}", "--block-size", "250"], "fewer than one block"),
     ],
 )
 def test_bad_input_is_one_clear_line(recipe, args, expected, tmp_path, reviews_frame, tiny_llama):

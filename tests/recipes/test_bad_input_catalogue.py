@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import torch
 import transformers
 
 from common import cli, outputs
@@ -34,10 +35,10 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (mismatch / name).unlink(missing_ok=True)
     gpt2_tokenizer.save_pretrained(mismatch)
-    pickled = tmp_path / "pickled"  # weights only as pickle
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_gpt2)
-    model.save_pretrained(pickled, safe_serialization=False)
-    transformers.AutoTokenizer.from_pretrained(tiny_gpt2).save_pretrained(pickled)
+    pickled = tmp_path / "pickled"  # weights only as pickle, as old checkpoints have them
+    shutil.copytree(tiny_gpt2, pickled)
+    torch.save(transformers.AutoModelForCausalLM.from_pretrained(tiny_gpt2).state_dict(), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
     (tmp_path / "unknown.yaml").write_text("lr: 1e-4\nlearning_rate: 1e-4\nepoch: 3\n")
     (tmp_path / "out_is_file").write_text("x")
     names = ["reviews.csv", "zero.csv", "header.csv", "x.xlsx", "one.csv", "unseen.csv", "latin1.csv", "quote.csv",
@@ -55,8 +56,10 @@ CATALOGUE = [
     ("text column missing", "bert", ["--train-file", "{reviews}", "--text-column", "review"], "column 'review' is not in the train data"),
     ("label column missing", "bert", ["--train-file", "{reviews}", "--label-column", "stars"], "column 'stars' is not in the train data"),
     ("one class only", "bert", ["--train-file", "{one}"], "has only one class ('pos')"),
-    ("test label unseen in training", "bert", ["--train-file", "{reviews}", "--validation-file", "{reviews}", "--test-file", "{unseen}"],
+    ("test label unseen in training", "bert", ["--train-file", "{reviews}", "--test-file", "{unseen}"],
      "the test data has labels not seen in training: meh"),
+    ("training rows all in the test data", "bert", ["--train-file", "{reviews}", "--validation-file", "{reviews}"],
+     "every training row also appears in the validation/test data"),
     ("non-UTF-8 bytes", "bert", ["--train-file", "{latin1}"], "is not valid UTF-8"),
     ("malformed csv", "bert", ["--train-file", "{quote}"], "could not be read as csv"),
     ("malformed json lines", "bert", ["--train-file", "{bad}"], "could not be read as jsonl"),
@@ -68,7 +71,7 @@ CATALOGUE = [
     ("block size beyond the model's positions", "causal", ["--train-file", "{corpus}", "--model", "{tiny_llama}", "--block-size", "100000"], "beyond what the model can see (256 positions)"),
     ("max length beyond the model's positions", "bert", ["--train-file", "{reviews}", "--model", "{tiny_bert}", "--max-length", "4096"], "beyond what the model can see (128 positions)"),
     ("zero epochs", "bert", ["--epochs", "0"], "--epochs: must be greater than 0"),
-    ("negative learning rate", "bert", ["--lr", "-1e-4"], "--lr: must be greater than 0"),
+    ("negative learning rate", "bert", ["--lr=-1e-4"], "--lr: must be greater than 0"),
     ("zero batch size", "bert", ["--batch-size", "0"], "--batch-size: must be greater than 0"),
     ("three text columns", "bert", ["--text-column", "a", "b", "c"], "--text-column takes one column, or two"),
     ("LoRA with gradual unfreezing", "gpt2", ["--lora-r", "8", "--gradual-unfreeze", "10"], "--lora-r trains adapters, not layers"),
