@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help env sentiment bert causal-lm test test-fast bench bench-techniques clean
+.PHONY: help env recipes sentiment bert causal-lm test test-fast bench bench-techniques clean
 
 help:
+	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
@@ -25,6 +26,9 @@ $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	touch $(STAMP)
 
 env: $(STAMP)
+
+recipes:
+	@$(PYTHON) -m recipes
 
 # The make targets re-run into their fixed output folder (--overwrite); run the scripts directly to keep runs apart.
 sentiment: env

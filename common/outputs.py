@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from common import lora
+from common import lora, reporting
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def resume_point(args) -> str | None:
 
 
 def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: dict, history: list | None = None) -> Path:
-    """Write model (safetensors), tokenizer, metrics.json, run_config.json and log_history.json into a staging
-    folder, then move it into place.
+    """Write model (safetensors), tokenizer, metrics.json, run_config.json, log_history.json and a model card
+    (README.md) into a staging folder, then move it into place.
 
     A crash or a full disk while saving leaves no staging folder and never a half-written output.
     """
@@ -101,6 +101,7 @@ def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: di
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / "run_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+        (staging / "README.md").write_text(reporting.model_card(config, metrics))
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         os.chmod(staging, 0o755)
