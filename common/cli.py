@@ -174,16 +174,16 @@ def config_argv(path: str, parser: RecipeParser) -> list[str]:
     file = Path(path)
     if not file.is_file():
         parser.error(f"--config '{path}' does not exist")
+    is_yaml = file.suffix in (".yaml", ".yml")
     try:
-        if file.suffix in (".yaml", ".yml"):
+        if is_yaml:
             import yaml
 
             values = yaml.safe_load(file.read_text())
         else:
             values = json.loads(file.read_text())
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file, said in one line
-        parser.error(f"--config '{path}' could not be read as {'YAML' if file.suffix in ('.yaml', '.yml') else 'JSON'}: "
-                     f"{str(e).splitlines()[0]}")
+        parser.error(f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}")
     if not isinstance(values, dict):
         parser.error(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")
     actions = {a.dest: a for a in parser._actions if a.option_strings}

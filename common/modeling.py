@@ -55,22 +55,25 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
 def load_weights(model_class, name: str, config, trust_remote_code: bool = False, allow_pickle: bool = False):
     """from_pretrained in fp32, reading safetensors only unless --allow-pickle (pickle files can run code on load)."""
-    path = Path(resolve(name))
+    source = resolve(name)
+    path = Path(source)
     if path.is_dir() and not allow_pickle and not any(path.glob("*.safetensors")):
         pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt*"))
         raise UserError(f"--model '{name}' has no safetensors weights{' (only ' + ', '.join(pickles) + ')' if pickles else ''}; "
                         f"pickle weights can run code when loaded: convert them to safetensors, or pass --allow-pickle "
                         f"if you trust the source")
     try:
-        return model_class.from_pretrained(str(path) if path.is_dir() else resolve(name), config=config, dtype=torch.float32,
+        return model_class.from_pretrained(source, config=config, dtype=torch.float32,
                                            trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True)
     except OSError as e:
         raise UserError(f"could not load the weights of '{name}' ({str(e).splitlines()[0]}); with only pickle "
                         f"weights (.bin), pass --allow-pickle if you trust the source") from None
 
 
-def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False, allow_pickle: bool = False):
-    """A sequence-classification model with a new head, label names stored in its config, pad id set."""
+def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False,
+                    allow_pickle: bool = False, max_length: int | None = None):
+    """A sequence-classification model with a new head, label names stored in its config, pad id set;
+    `max_length` is checked against the model's positions before the weights load."""
     id2label = dict(enumerate(label_names))
     config = load_config(
         name,
@@ -81,6 +84,8 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
         pad_token_id=tokenizer.pad_token_id,  # decoder classifiers pool the last non-pad token: they need this id
     )
     _check_vocab(name, config, tokenizer)
+    if max_length:
+        check_max_length(max_length, config)
     return load_weights(AutoModelForSequenceClassification, name, config, trust_remote_code, allow_pickle)
 
 
@@ -88,8 +93,7 @@ def classification_setup(args, label_names: list[str]):
     """(tokenizer, model) for a classification recipe: pad token, head sized to the labels, --max-length checked
     against the model's positions, then adapt() (dropout, freezing, LoRA)."""
     tokenizer = load_tokenizer(args.model, args.trust_remote_code)
-    check_max_length(args.max_length, load_config(args.model, args.trust_remote_code))  # before the weights load
-    model = load_classifier(args.model, label_names, tokenizer, args.trust_remote_code, args.allow_pickle)
+    model = load_classifier(args.model, label_names, tokenizer, args.trust_remote_code, args.allow_pickle, args.max_length)
     model = adapt(model, args, task="classification")
     return tokenizer, model
 

@@ -108,14 +108,11 @@ def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: di
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(staging, output_dir)
-    except OSError as e:
+    except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
-        if e.errno == errno.ENOSPC:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             raise UserError(f"the disk is full: could not save the model to '{output_dir}'; free some space or choose "
                             f"another --output-dir (nothing was written)") from None
-        raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     logger.info("saved model, tokenizer and metrics to %s", output_dir)
     return output_dir

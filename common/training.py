@@ -46,7 +46,7 @@ def precision_flags(precision: str) -> dict:
 
 def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArguments:
     """TrainingArguments from the recipe flags: evaluate every epoch (or --eval-steps), bf16 when fast, and no
-    intermediate checkpoints unless --early-stopping-patience needs them to restore the best model."""
+    intermediate checkpoints unless --save-steps asks for them or --early-stopping-patience needs them."""
     settings = dict(
         output_dir=str(work_dir),
         num_train_epochs=args.epochs,
@@ -76,8 +76,7 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
                         save_steps=args.save_steps, save_total_limit=2)
     if args.early_stopping_patience:
         # keep a checkpoint per evaluation (two at most) so the best one can be restored at the end
-        settings.update(save_strategy=settings["eval_strategy"], save_total_limit=settings.get("save_total_limit") or 2,
-                        load_best_model_at_end=True,
+        settings.update(save_strategy=settings["eval_strategy"], save_total_limit=2, load_best_model_at_end=True,
                         metric_for_best_model=args.best_metric, greater_is_better=args.best_metric not in ("loss", "perplexity"))
         if args.eval_steps and not args.save_steps:
             settings["save_steps"] = args.eval_steps
