@@ -4,14 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+FROM ?= bert_classification
+MODEL ?= outputs/bert_classification
 
-.PHONY: help env recipes sentiment bert causal-lm test test-fast bench bench-techniques clean
+.PHONY: help env recipes new-recipe sentiment bert causal-lm serve test test-fast bench bench-techniques clean
 
 help:
 	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
+	@echo "make new-recipe NAME=my_task FROM=bert_classification   copy a recipe, its config and a smoke test"
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
+	@echo "make serve MODEL=outputs/bert_classification   HTTP server: /health, /predict, /generate (port 8000)"
 	@echo "make test        the whole test suite (~10 min on 2 CPU cores); make test-fast skips the slow ones"
 	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
 	@echo "make bench-techniques  plain vs freezing vs gradual unfreezing vs layer-wise LR vs LoRA (~20 min)"
@@ -30,6 +34,10 @@ env: $(STAMP)
 recipes:
 	@$(PYTHON) -m recipes
 
+new-recipe:
+	@test -n "$(NAME)" || { echo "error: give the new recipe a name: make new-recipe NAME=my_task FROM=$(FROM)"; exit 2; }
+	$(PYTHON) tools/new_recipe.py $(NAME) $(FROM)
+
 # The make targets re-run into their fixed output folder (--overwrite); run the scripts directly to keep runs apart.
 sentiment: env
 	$(BIN)/python recipes/gpt2_sentiment.py --overwrite $(ARGS)
@@ -39,6 +47,9 @@ bert: env
 
 causal-lm: env
 	$(BIN)/python recipes/causal_lm.py --overwrite $(ARGS)
+
+serve: env
+	$(BIN)/python -m common.serve $(MODEL) $(ARGS)
 
 test: env
 	$(BIN)/python -m pytest $(ARGS)

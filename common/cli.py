@@ -115,6 +115,10 @@ def _base_parser(doc: str) -> RecipeParser:
     tech.add_argument("--eval-steps", type=positive(int), help="validate every N steps instead of every epoch")
     tech.add_argument("--early-stopping-patience", type=positive(int), metavar="N",
                       help="stop after N validations without improvement of --best-metric; the best model is kept")
+    tech.add_argument("--search", choices=["grid", "random", "bayes"],
+                      help="hyperparameter search over --search-space: every grid point, random draws, or optuna's TPE")
+    tech.add_argument("--search-space", metavar="FILE", help="YAML/JSON: flag name -> list of values or {low, high[, log]}")
+    tech.add_argument("--trials", type=positive(int), help="trials for --search (grid: every point unless fewer are asked for)")
     tech.add_argument("--best-metric", help="validation metric that early stopping watches (loss, accuracy, macro_f1, ...)")
 
     out = parser.add_argument_group("output")
@@ -126,6 +130,8 @@ def _base_parser(doc: str) -> RecipeParser:
     out.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
                      help="continue from the last complete checkpoint in --output-dir (or the CHECKPOINT folder "
                           "given): same data order, learning-rate schedule, optimizer and random state")
+    out.add_argument("--report-to", choices=["none", "tensorboard"], default="none",
+                     help="tensorboard: also log losses and metrics to OUTPUT_DIR/tensorboard (tensorboard --logdir OUTPUT_DIR)")
     out.add_argument("--config", metavar="FILE",
                      help="read flags from a YAML or JSON file (keys are flag names: lr, batch_size, ...); flags on "
                           "the command line win. A run's run_config.json works too, to repeat it")
@@ -147,6 +153,11 @@ def classification_parser(doc: str, **defaults) -> RecipeParser:
                       help="weight the loss per class: auto (inverse frequency in the training split) or one number per class")
     task.add_argument("--augment", type=non_negative_int, default=0, metavar="N",
                       help="add N label-preserving variants of each training example (random word deletion/swap)")
+    task.add_argument("--kfold", type=non_negative_int, default=0, metavar="K",
+                      help="cross-validate: K models on stratified folds of all labelled rows, each tested on its own "
+                           "fold; OUTPUT_DIR/report.md has every fold and the mean +- std (0: off)")
+    task.add_argument("--explain", type=non_negative_int, default=0, metavar="N",
+                      help="write explain.html: token attributions (gradient x input) for the first N test examples")
     parser.set_defaults(best_metric="accuracy", **defaults)
     return parser
 
@@ -228,6 +239,12 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.search and not args.search_space:
+        parser.error("--search needs --search-space FILE (see configs/search/)")
+    if args.search and (getattr(args, "kfold", 0) or args.resume):
+        parser.error("--search runs its own trials: drop --kfold / --resume")
+    if getattr(args, "kfold", 0) == 1:
+        parser.error("--kfold needs at least 2 folds")
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --output-dir and --overwrite replaces it: pass only one")
     if args.early_stopping_patience and args.save_steps and (not args.eval_steps or args.save_steps % args.eval_steps):
@@ -236,6 +253,8 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
 
 
 def setup_logging() -> None:
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate launch: one process reports, the others stay quiet
+        sys.stdout = open(os.devnull, "w")
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stdout)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

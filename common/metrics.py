@@ -5,22 +5,46 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, confusion_matrix, matthews_corrcoef, precision_recall_fscore_support, roc_auc_score
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(-1, keepdims=True)
+
+
+def classification_scores(labels, probabilities, label_names: list[str] | None = None) -> dict:
+    """Accuracy; precision/recall/F1 macro (every class counts the same), micro and weighted (by support);
+    Matthews correlation; ROC-AUC for two classes; with label_names also P/R/F1/support per class."""
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    predictions = probabilities.argmax(-1)
+    scores = {"accuracy": float(accuracy_score(labels, predictions))}
+    for average in ("macro", "micro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(labels, predictions, average=average, zero_division=0)
+        scores.update({f"{average}_f1": float(f1), f"{average}_precision": float(precision), f"{average}_recall": float(recall)})
+    scores["mcc"] = float(matthews_corrcoef(labels, predictions))
+    if probabilities.shape[-1] == 2 and len(np.unique(labels)) == 2:  # AUC needs both classes present
+        scores["roc_auc"] = float(roc_auc_score(labels, probabilities[:, 1]))
+    if label_names:
+        per_class = precision_recall_fscore_support(labels, predictions, labels=list(range(len(label_names))), zero_division=0)
+        for name, precision, recall, f1, support in zip(label_names, *per_class):
+            scores.update({f"{name}_precision": float(precision), f"{name}_recall": float(recall), f"{name}_f1": float(f1),
+                           f"{name}_support": int(support)})
+    return scores
+
+
+def confusion(labels, predictions, n_classes: int) -> list[list[int]]:
+    """Rows: true class, columns: predicted class, in label-id order."""
+    return confusion_matrix(labels, predictions, labels=list(range(n_classes))).tolist()
 
 
 def classification_metrics(eval_pred) -> dict:
-    """Accuracy and macro precision/recall/F1 (macro: every class counts the same, whatever its size)."""
+    """Trainer's compute_metrics: classification_scores() of the softmax of the logits."""
     logits, labels = eval_pred.predictions, eval_pred.label_ids
     if isinstance(logits, tuple):
         logits = logits[0]
-    predictions = np.asarray(logits).argmax(-1)
-    precision, recall, f1, _ = precision_recall_fscore_support(labels, predictions, average="macro", zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": float(f1),
-        "macro_precision": float(precision),
-        "macro_recall": float(recall),
-    }
+    return classification_scores(labels, softmax(logits))
 
 
 def next_token_predictions(logits, labels):

@@ -18,9 +18,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from accelerate import PartialState
+from accelerate.utils import DistributedType
 from transformers import TrainerCallback
 
-from common import lora, reporting
+from common import lora, plots, reporting
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -44,11 +46,16 @@ def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = Non
         raise UserError(f"cannot write to '{existing}' for --output-dir '{path}'; choose a folder you can write to")
     if overwrite and path.is_dir() and not resume:
         shutil.rmtree(path / "checkpoints", ignore_errors=True)  # an old run's checkpoints must not be resumed into this one
+        shutil.rmtree(tensorboard_dir(path), ignore_errors=True)  # nor its curves mixed into this one's
     return path
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
+
+
+def tensorboard_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "tensorboard"
 
 
 class MarkCompleteCheckpoints(TrainerCallback):
@@ -86,17 +93,50 @@ def resume_point(args) -> str | None:
     return str(found)
 
 
-def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: dict, history: list | None = None) -> Path:
-    """Write model (safetensors), tokenizer, metrics.json, run_config.json, log_history.json and a model card
-    (README.md) into a staging folder, then move it into place.
+def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: dict, history: list | None = None,
+             evaluation=None) -> Path:
+    """Write model (safetensors), tokenizer, metrics.json, run_config.json, log_history.json, a model card
+    (README.md) and, given an `evaluation` (common.evaluation), its files, evaluation.json, the training curves
+    and report.md into a staging folder, then move it into place.
 
     A crash or a full disk while saving leaves no staging folder and never a half-written output.
+    With several processes (torchrun, accelerate launch) the first one writes and the others wait for it.
     """
     output_dir = Path(output_dir)
+    state = PartialState()
+    weights = None
+    if state.distributed_type == DistributedType.FSDP:  # each process holds a shard: all take part in gathering them
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    try:
+        if state.is_main_process:
+            _write_run(output_dir, model, weights, tokenizer, metrics, config, history, evaluation)
+    finally:
+        state.wait_for_everyone()
+    return output_dir
+
+
+def _write_evaluation(folder: Path, evaluation, metrics: dict, config: dict, history: list) -> None:
+    """The evaluation's files, evaluation.json (validation and test, per class), training_curves.png, report.md."""
+    for name, content in evaluation.files.items():
+        (folder / name).write_bytes(content) if isinstance(content, bytes) else (folder / name).write_text(content)
+    validation = next((h for h in reversed(history) if "eval_loss" in h), {})
+    details = {"validation": validation, **evaluation.details}
+    (folder / "evaluation.json").write_text(json.dumps(details, indent=1, default=float) + "\n")
+    metric = "next_token_accuracy" if "block_size" in config else "accuracy"
+    (folder / "training_curves.png").write_bytes(plots.training_curves(history, metric))
+    per_class = tuple(f"{label}_" for label in evaluation.details.get("test", {}).get("labels", []))
+    (folder / "report.md").write_text(reporting.run_report(config, metrics, history, evaluation.sections, evaluation.data,
+                                                           per_class))
+
+
+def _write_run(output_dir: Path, model, weights: dict | None, tokenizer, metrics: dict, config: dict, history: list | None,
+               evaluation) -> None:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        model.save_pretrained(staging, state_dict=weights, safe_serialization=True)
         lora.save_extras(model, staging)
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -104,6 +144,10 @@ def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: di
         (staging / "README.md").write_text(reporting.model_card(config, metrics))
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+        if evaluation is not None:
+            _write_evaluation(staging, evaluation, metrics, config, history or [])
+        if tensorboard_dir(output_dir).is_dir():  # written while training (--report-to tensorboard): keep it
+            shutil.copytree(tensorboard_dir(output_dir), tensorboard_dir(staging))
         os.chmod(staging, 0o755)
         if output_dir.exists():
             shutil.rmtree(output_dir)
@@ -115,4 +159,3 @@ def save_run(output_dir: str | Path, model, tokenizer, metrics: dict, config: di
                             f"another --output-dir (nothing was written)") from None
         raise
     logger.info("saved model, tokenizer and metrics to %s", output_dir)
-    return output_dir

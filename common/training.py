@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,13 +47,24 @@ def precision_flags(precision: str) -> dict:
 
 def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArguments:
     """TrainingArguments from the recipe flags: evaluate every epoch (or --eval-steps), bf16 when fast, and no
-    intermediate checkpoints unless --save-steps asks for them or --early-stopping-patience needs them."""
+    intermediate checkpoints unless --save-steps asks for them or --early-stopping-patience needs them.
+
+    --batch-size is the global batch (examples per optimizer step), whatever the number of processes: under
+    torchrun/accelerate launch each of N processes takes batch_size / N, so results match a one-process run.
+    """
+    processes = world_size()
+    if args.batch_size % processes:
+        raise UserError(f"--batch-size {args.batch_size} does not split evenly over {processes} processes; "
+                        f"use a multiple of {processes}")
+    if processes > 1:
+        logger.info("%d processes, %d examples each per step (global batch %d)", processes, args.batch_size // processes,
+                    args.batch_size)
     settings = dict(
         output_dir=str(work_dir),
         num_train_epochs=args.epochs,
         learning_rate=args.lr,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size * 2,  # no gradients at eval time: twice the batch fits
+        per_device_train_batch_size=args.batch_size // processes,
+        per_device_eval_batch_size=args.batch_size * 2 // processes,  # no gradients at eval time: twice the batch fits
         warmup_steps=args.warmup,
         weight_decay=args.weight_decay,
         lr_scheduler_type=args.scheduler,
@@ -63,14 +75,20 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
         save_strategy="no",  # the final model is saved once, atomically, by save_run()
         logging_strategy="steps",
         logging_steps=args.logging_steps,
-        report_to="none",
+        report_to=args.report_to,
         seed=args.seed,
         data_seed=args.seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        # Causal LMs divide their summed token loss by the token count of the whole global batch, and Trainer
+        # scales it back per process. Classification models (and our weighted loss) take a plain mean, which
+        # that scaling would make N times too big with N processes.
+        average_tokens_across_devices=getattr(args, "block_size", None) is not None,
         torch_compile=args.compile,
         **precision_flags(args.precision),
     )
+    if args.report_to == "tensorboard":  # read by Trainer's TensorBoard callback; save_run keeps the folder
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(outputs.tensorboard_dir(args.output_dir))
     if args.save_steps:  # checkpoints that --resume can continue from, kept in --output-dir until the run ends
         settings.update(output_dir=str(outputs.checkpoint_dir(args.output_dir)), save_strategy="steps",
                         save_steps=args.save_steps, save_total_limit=2)
@@ -82,6 +100,11 @@ def training_arguments(args, work_dir: str | Path, **overrides) -> TrainingArgum
             settings["save_steps"] = args.eval_steps
     settings.update(overrides)
     return TrainingArguments(**settings)
+
+
+def world_size() -> int:
+    """Processes started by torchrun / accelerate launch (they set WORLD_SIZE); 1 for a plain `python recipe.py`."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def scratch_dir() -> str:
@@ -143,7 +166,7 @@ class RecipeTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
         if isinstance(sampler, LengthGroupedSampler):
-            return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed)
+            return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed, self.args.world_size)
         return sampler
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -171,10 +194,13 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
     Trainer's own draws from the global random stream, whose state at the start of an epoch is not in a
     checkpoint, so a resumed run would see epoch 2 in another order. Trainer calls set_epoch() each epoch.
+    Groups are cut for the global batch: with N processes, accelerate hands each its share of every global
+    batch, so one process and N see the same examples in each step.
     """
 
-    def __init__(self, sampler: LengthGroupedSampler, seed: int):
+    def __init__(self, sampler: LengthGroupedSampler, seed: int, processes: int = 1):
         self.__dict__.update(vars(sampler))
+        self.batch_size = sampler.batch_size * processes
         self.seed = seed
         self.generator = torch.Generator()
         self.set_epoch(0)

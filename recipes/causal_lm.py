@@ -16,7 +16,7 @@ learning rates, LoRA, dropout/label smoothing and early stopping (see the README
 
 from transformers import default_data_collator, set_seed
 
-from common import cli, data, lora, modeling, outputs, reporting, tokenization, training
+from common import cli, data, evaluation, lora, modeling, outputs, reporting, search, tokenization, training
 from common.metrics import causal_lm_metrics, next_token_predictions
 
 DEFAULTS = dict(
@@ -39,6 +39,8 @@ def main(argv=None):
     args = cli.parse(cli.causal_lm_parser(__doc__, **DEFAULTS), argv)
     outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
     resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
+    if args.search:  # several runs of this same main(), one per trial of the hyperparameter search
+        return search.run(main, args, argv)
     set_seed(args.seed)
 
     # 2. data: documents per split -> one token stream each -> blocks; no held-out files: split blocks 80/10/10;
@@ -72,17 +74,18 @@ def main(argv=None):
     before = training.evaluate(trainer, datasets["test"], "test")
     train_result = trainer.train(resume_from_checkpoint=resume)
     after = training.evaluate(trainer, datasets["test"], "test")
+    test = evaluation.causal_lm(trainer, tokenizer, datasets)  # hardest passages, BLEU/chrF of continuations
     reduction = 1 - after["test_perplexity"] / before["test_perplexity"]
-    metrics = {**train_result.metrics, **after, "test_perplexity_before": before["test_perplexity"],
+    metrics = {**train_result.metrics, **after, **test.metrics, "test_perplexity_before": before["test_perplexity"],
                "test_next_token_accuracy_before": before["test_next_token_accuracy"], "perplexity_reduction": reduction}
     reporting.print_metrics("Held-out test", metrics, ["test_perplexity_before", "test_perplexity", "perplexity_reduction",
-                                                       "test_next_token_accuracy_before", "test_next_token_accuracy", "train_runtime"])
+                                                       "test_next_token_accuracy", "test_continuation_chrf", "train_runtime"])
     if args.prompt:
         print(f"\nSample from {args.prompt!r}:\n{modeling.generate(model, tokenizer, args.prompt, args.max_new_tokens, args.seed)}")
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, loss history
+    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, report.md, plots
     outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
-                     trainer.state.log_history)
+                     trainer.state.log_history, test)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ early stopping, long texts (head+tail, sliding windows), augmentation.
 
 from transformers import set_seed
 
-from common import cli, data, lora, modeling, outputs, reporting, tokenization, training
+from common import cli, crossval, data, evaluation, lora, modeling, outputs, reporting, search, tokenization, training
 from common.metrics import classification_metrics
 
 DEFAULTS = dict(
@@ -40,6 +40,8 @@ def main(argv=None):
     args = cli.parse(cli.classification_parser(__doc__, **DEFAULTS), argv)
     outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
     resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
+    if args.kfold or args.search:  # several runs of this same main(): cross-validation folds or search trials
+        return (crossval if args.kfold else search).run(main, args, argv)
     set_seed(args.seed)
 
     # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
@@ -64,14 +66,15 @@ def main(argv=None):
         callbacks=training.callbacks(args),  # early stopping
     )
 
-    # 5. train, 6. evaluate on the held-out test split
+    # 5. train, 6. evaluate on the held-out test split: every metric, the errors ranked, per class, --explain
     train_result = trainer.train(resume_from_checkpoint=resume)
-    metrics = {**train_result.metrics, **training.evaluate(trainer, datasets["test"], "test")}
-    reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_loss", "train_runtime"])
+    test = evaluation.classification(trainer, datasets["test"], splits, label_names, args.text_column, args.explain, tokenizer)
+    metrics = {**train_result.metrics, **test.metrics}
+    reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, loss history
+    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, report.md, plots
     outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
-                     trainer.state.log_history)
+                     trainer.state.log_history, test)
 
 
 if __name__ == "__main__":

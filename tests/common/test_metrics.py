@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
@@ -34,3 +35,32 @@ def test_next_token_predictions_keep_ids_not_logits():
 def test_perplexity_is_exp_loss():
     out = metrics.add_perplexity({"test_loss": 2.0}, "test")
     assert math.isclose(out["test_perplexity"], math.exp(2.0))
+
+
+def test_every_classification_score_equals_scikit_learn_on_a_hand_made_set():
+    from sklearn.metrics import matthews_corrcoef, precision_score, recall_score, roc_auc_score
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1, 0])
+    p_pos = np.array([.1, .4, .6, .8, .7, .3, .9, .2, .55, .45])  # predictions: 0 0 1 1 1 0 1 0 1 0
+    probabilities = np.stack([1 - p_pos, p_pos], axis=1)
+    predictions = (p_pos > .5).astype(int)
+    scores = metrics.classification_scores(labels, probabilities, ["neg", "pos"])
+    assert scores["accuracy"] == 0.8
+    for average in ("macro", "micro", "weighted"):
+        assert math.isclose(scores[f"{average}_f1"], f1_score(labels, predictions, average=average))
+        assert math.isclose(scores[f"{average}_precision"], precision_score(labels, predictions, average=average))
+        assert math.isclose(scores[f"{average}_recall"], recall_score(labels, predictions, average=average))
+    assert math.isclose(scores["mcc"], matthews_corrcoef(labels, predictions))
+    assert math.isclose(scores["roc_auc"], roc_auc_score(labels, p_pos)) and scores["roc_auc"] == pytest.approx(21 / 25)  # pairs ranked right, by hand
+    # per class, by hand: pos has 4 of 5 predicted-pos right and finds 4 of 5 real pos
+    assert (scores["pos_precision"], scores["pos_recall"], scores["pos_support"]) == (0.8, 0.8, 5)
+    assert metrics.confusion(labels, predictions, 2) == [[4, 1], [1, 4]]
+
+
+def test_three_classes_have_no_roc_auc_and_a_full_confusion_matrix():
+    labels = np.array([0, 1, 2, 2, 1])
+    probabilities = np.eye(3)[[0, 2, 2, 1, 1]]
+    scores = metrics.classification_scores(labels, probabilities, ["a", "b", "c"])
+    assert "roc_auc" not in scores and scores["accuracy"] == 0.6 and scores["c_support"] == 2
+    matrix = metrics.confusion(labels, probabilities.argmax(-1), 3)
+    assert matrix == [[1, 0, 0], [0, 1, 1], [0, 1, 1]] and sum(map(sum, matrix)) == len(labels)

@@ -1,37 +1,44 @@
 """configs/*.yaml are valid for their recipe; output folders load with transformers.pipeline and carry a model card."""
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
 from common import cli
-from recipes import bert_classification, causal_lm, gpt2_sentiment
+from recipes import causal_lm, gpt2_sentiment
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = {"gpt2_sentiment": gpt2_sentiment, "bert_classification": bert_classification, "causal_lm": causal_lm}
+# every recipe, including those `make new-recipe` adds
+RECIPES = {p.stem: importlib.import_module(f"recipes.{p.stem}") for p in sorted((ROOT / "recipes").glob("[!_]*.py"))}
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def recipe_for(config: Path):
-    return next(module for name, module in RECIPES.items() if config.stem.startswith(name))
+    """configs/NAME.yaml and configs/NAME_variant.yaml belong to recipes/NAME.py (the longest matching name)."""
+    names = [n for n in RECIPES if config.stem == n or config.stem.startswith(n + "_")]
+    return RECIPES[max(names, key=len)]
+
+
+def parser_for(recipe):
+    return cli.causal_lm_parser if "block_size" in recipe.DEFAULTS else cli.classification_parser
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_parses_for_its_recipe(config):
     recipe = recipe_for(config)
-    parser = cli.classification_parser if recipe is not causal_lm else cli.causal_lm_parser
-    args = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(config)])
+    args = cli.parse(parser_for(recipe)(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(config)])
     assert args.output_dir.startswith("outputs/")
 
 
-def test_the_default_configs_equal_the_recipes_defaults():
-    for name, recipe in RECIPES.items():
-        parser = cli.classification_parser if recipe is not causal_lm else cli.causal_lm_parser
-        from_file = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(ROOT / "configs" / f"{name}.yaml")])
-        plain = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), [])
-        differs = {k for k in vars(plain) if getattr(plain, k) != getattr(from_file, k)} - {"config", "epochs", "save_steps"}
-        assert not differs, (name, differs)
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_default_config_equals_the_recipes_defaults(name):
+    recipe, parser = RECIPES[name], parser_for(RECIPES[name])
+    from_file = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(ROOT / "configs" / f"{name}.yaml")])
+    plain = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), [])
+    differs = {k for k in vars(plain) if getattr(plain, k) != getattr(from_file, k)} - {"config", "epochs", "save_steps"}
+    assert not differs, (name, differs)
 
 
 def test_classifier_output_is_pipeline_ready_with_label_names_and_a_model_card(tiny_gpt2, reviews_csv, tmp_path):
@@ -68,3 +75,19 @@ def test_make_recipes_lists_every_recipe():
     for name in RECIPES:
         assert f"recipes/{name}.py" in listing
     assert "Sentiment classification with a decoder language model" in listing
+
+
+def test_report_to_tensorboard_keeps_event_files_in_the_output_folder(tiny_bert, reviews_csv, tmp_path):
+    from recipes import bert_classification
+
+    out = tmp_path / "out"
+    bert_classification.main(["--model", str(tiny_bert), "--train-file", str(reviews_csv), "--output-dir", str(out),
+                              "--epochs", "2", "--batch-size", "4", "--precision", "fp32", "--logging-steps", "1",
+                              "--report-to", "tensorboard"])
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert "train/loss" in accumulator.Tags()["scalars"] and "eval/accuracy" in accumulator.Tags()["scalars"]
