@@ -252,6 +252,21 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
     return args
 
 
+def without_flags(argv: list[str], flags: set[str]) -> list[str]:
+    """argv minus the given flags and their values (`--flag v`, `--flag v1 v2` or `--flag=v`), for rerunning a
+    recipe with those flags set otherwise (--kfold folds, --search trials)."""
+    kept, skipping = [], False
+    for word in argv:
+        if skipping and not word.startswith("--"):
+            continue
+        skipping = False
+        if word.split("=", 1)[0] in flags:
+            skipping = "=" not in word
+            continue
+        kept.append(word)
+    return kept
+
+
 def setup_logging() -> None:
     if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate launch: one process reports, the others stay quiet
         sys.stdout = open(os.devnull, "w")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from common import data, reporting
+from common import cli, data, reporting
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -46,21 +46,6 @@ def folds(labels, k: int, seed: int) -> list[np.ndarray]:
     return [held_out for _, held_out in splitter.split(np.zeros(len(labels)), labels)]
 
 
-def _fold_argv(argv: list[str]) -> list[str]:
-    """The user's words without those each fold sets itself."""
-    kept, skip = [], False
-    for i, word in enumerate(argv):
-        name = word.split("=", 1)[0]
-        if skip and not word.startswith("--"):
-            continue
-        skip = False
-        if name in _FOLD_FLAGS:
-            skip = "=" not in word
-            continue
-        kept.append(word)
-    return kept
-
-
 def run(main, args, argv: list[str] | None) -> dict:
     """Train one model per fold through the recipe's own main(); write kfold.json and report.md."""
     if args.early_stopping_patience:
@@ -69,7 +54,7 @@ def run(main, args, argv: list[str] | None) -> dict:
     rows = labelled_rows(args)
     held_out = folds(rows[args.label_column], args.kfold, args.seed)
     output_dir = Path(args.output_dir)
-    base = _fold_argv(list(sys.argv[1:] if argv is None else map(str, argv)))
+    base = cli.without_flags(list(sys.argv[1:] if argv is None else map(str, argv)), _FOLD_FLAGS)
     results = []
     with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
         for number, indices in enumerate(held_out, start=1):

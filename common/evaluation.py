@@ -43,14 +43,15 @@ def classification(trainer, dataset, splits: dict, label_names: list[str], text_
     model's confidence, per_class.csv, and with explain > 0 explain.html."""
     output = predict_in_order(trainer, dataset)
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    labels = output.label_ids
+    labels, counts = output.label_ids, {}
     if "document" in dataset.column_names:  # sliding windows: one prediction per document
         document = np.asarray(dataset["document"])
         logits, labels = long_text.mean_by_document(logits, document), long_text.first_by_document(labels, document)
+        counts = {"test_windows": len(document), "test_documents": len(labels)}
     probabilities = softmax(logits)
     predictions = probabilities.argmax(-1)
     scores = classification_scores(labels, probabilities, label_names)
-    metrics = {"test_loss": output.metrics["test_loss"], **{f"test_{k}": v for k, v in scores.items()}}
+    metrics = {"test_loss": output.metrics["test_loss"], **counts, **{f"test_{k}": v for k, v in scores.items()}}
     metrics.update({k: v for k, v in output.metrics.items() if k.endswith(("_runtime", "_per_second"))})
     matrix = confusion(labels, predictions, len(label_names))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from common import reporting
+from common import cli, reporting
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -97,19 +97,6 @@ def _flag_words(values: dict) -> list[str]:
     return words
 
 
-def _base_argv(argv: list[str]) -> list[str]:
-    kept, skip = [], False
-    for word in argv:
-        if skip and not word.startswith("--"):
-            continue
-        skip = False
-        if word.split("=", 1)[0] in _SEARCH_FLAGS:
-            skip = "=" not in word
-            continue
-        kept.append(word)
-    return kept
-
-
 def validation_score(history: list, metric: str) -> float:
     scores = [h[f"eval_{metric}"] for h in history if f"eval_{metric}" in h]
     if not scores:
@@ -130,7 +117,7 @@ def run(main, args, argv: list[str] | None) -> dict:
     maximize = metric not in ("loss", "perplexity")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    base = _base_argv(list(sys.argv[1:] if argv is None else map(str, argv)))
+    base = cli.without_flags(list(sys.argv[1:] if argv is None else map(str, argv)), _SEARCH_FLAGS)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=chosen)
     configs = {}
