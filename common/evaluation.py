@@ -121,7 +121,8 @@ def token_attributions(model, tokenizer, texts: tuple, device, label_names: list
     """Gradient x input on the input embeddings for the predicted class: one number per token, whose sign
     says whether the token pushed towards (+) or away from (-) that class."""
     model.eval()
-    inputs = tokenizer(*texts, return_tensors="pt", truncation=True, max_length=512).to(device)
+    positions = getattr(model.config, "max_position_embeddings", None) or 512
+    inputs = tokenizer(*texts, return_tensors="pt", truncation=True, max_length=min(positions, 512)).to(device)
     embeddings = model.get_input_embeddings()(inputs["input_ids"]).detach().requires_grad_(True)
     rest = {k: v for k, v in inputs.items() if k != "input_ids"}
     logits = model(inputs_embeds=embeddings, **rest).logits[0].float()

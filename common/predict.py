@@ -37,19 +37,27 @@ class Predictor:
             raise UserError(f"'{folder}' is not a saved run (no config.json); pass a recipe's --output-dir")
         config = AutoConfig.from_pretrained(self.folder)
         architecture = (config.architectures or [""])[0]
+        adapter_file = self.folder / "adapter_config.json"
+        if adapter_file.is_file():  # a LoRA run: config.json is the base model's, peft's task_type says what it does
+            task_type = json.loads(adapter_file.read_text()).get("task_type")
+            architecture = "ForSequenceClassification" if task_type == "SEQ_CLS" else "ForCausalLM"
         self.task = "generation" if architecture.endswith("ForCausalLM") else "classification"
         if not architecture.endswith(("ForCausalLM", "ForSequenceClassification")):
             raise UserError(f"'{folder}' holds a {architecture or 'model of unknown kind'}; predict needs a classifier "
                             f"or a causal LM saved by a recipe")
         run_config_file = self.folder / "run_config.json"
         self.run_config = json.loads(run_config_file.read_text()) if run_config_file.is_file() else {}
-        if (self.folder / "adapter_config.json").is_file():
+        if adapter_file.is_file():
             from common import lora
 
             self.model = lora.load(self.folder, "classification" if self.task == "classification" else "causal_lm")
         else:
             model_class = AutoModelForCausalLM if self.task == "generation" else AutoModelForSequenceClassification
-            self.model = model_class.from_pretrained(self.folder, use_safetensors=True)
+            try:
+                self.model = model_class.from_pretrained(self.folder, use_safetensors=True)
+            except OSError as e:
+                raise UserError(f"could not load the model in '{folder}' ({str(e).splitlines()[0]}); predict reads "
+                                f"safetensors weights only") from None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)

@@ -173,3 +173,20 @@ def test_http_generation_round_trip(server, generator_run):
     assert status == 422 and answer["error"].startswith("max_new_tokens: Input should be greater than or equal to 1")
     status, answer = server("POST", "/predict", {"texts": ["a"]})
     assert status == 400 and "this model generates text" in answer["error"]
+
+
+def test_a_lora_adapter_folder_predicts_like_the_reloaded_adapter(tiny_gpt2, reviews_csv, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from common import lora
+
+    run = tmp_path / "lora"
+    gpt2_sentiment.main(["--model", str(tiny_gpt2), "--train-file", str(reviews_csv), "--output-dir", str(run), "--epochs", "1",
+                         "--batch-size", "4", "--freeze-layers", "0", "--lora-r", "4", "--precision", "fp32"])
+    predictor = Predictor(run)
+    assert predictor.task == "classification" and predictor.labels == ["neg", "pos"]
+    model, tokenizer = lora.load(run), AutoTokenizer.from_pretrained(run)
+    with torch.no_grad():
+        expected = model(**tokenizer(["a joy"], return_tensors="pt")).logits.softmax(-1)[0]
+    assert predictor.classify(["a joy"])[0]["probabilities"]["pos"] == pytest.approx(float(expected[1]), abs=1e-5)
