@@ -69,7 +69,7 @@ def run_report(config: dict, metrics: dict, history: list, sections: list[str], 
     from common.training import world_size
 
     validation = next((h for h in reversed(history or []) if "eval_loss" in h), {})
-    skip = ("_runtime", "_per_second", "_support")
+    skip = ("_runtime", "_per_second", "_support", "_preparation_time")
     names = [k[len("test_"):] for k in metrics if k.startswith("test_") and not k.endswith(skip)]
     names += [k[len("eval_"):] for k in validation if k.startswith("eval_") and not k.endswith(skip) and k[5:] not in names]
     names = [n for n in names if not n.startswith(per_class_prefixes)]  # those are in the per-class table
