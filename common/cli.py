@@ -240,7 +240,7 @@ def parse(parser: RecipeParser, argv=None) -> argparse.Namespace:
     if args.dropout is not None and not 0 <= args.dropout < 1:
         parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.search and not args.search_space:
-        parser.error("--search needs --search-space FILE (see configs/search/)")
+        parser.error("--search needs --search-space FILE; configs/search/ has examples")
     if args.search and (getattr(args, "kfold", 0) or args.resume):
         parser.error("--search runs its own trials: drop --kfold / --resume")
     if getattr(args, "kfold", 0) == 1:
