@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from common import long_text, plots
+from common import plots
 from common.metrics import classification_scores, confusion, softmax
 
 
@@ -28,26 +28,14 @@ class Evaluation:
     data: str = ""  # the Data section of report.md: split sizes, class balance
 
 
-def predict_in_order(trainer, dataset):
-    """trainer.predict with the rows in dataset order (Trainer's eval batches are otherwise length-grouped)."""
-    trainer._keep_eval_order = True
-    try:
-        return trainer.predict(dataset, metric_key_prefix="test")
-    finally:
-        trainer._keep_eval_order = False
-
-
 def classification(trainer, dataset, splits: dict, label_names: list[str], text_columns: list[str],
                    explain: int = 0, tokenizer=None) -> Evaluation:
     """Test metrics (every average, per class, MCC, ROC-AUC), the confusion matrix, errors.csv ranked by the
     model's confidence, per_class.csv, and with explain > 0 explain.html."""
-    output = predict_in_order(trainer, dataset)
+    output = trainer.predict_in_order(dataset)  # sliding windows: one prediction per document
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    labels, counts = output.label_ids, {}
-    if "document" in dataset.column_names:  # sliding windows: one prediction per document
-        document = np.asarray(dataset["document"])
-        logits, labels = long_text.mean_by_document(logits, document), long_text.first_by_document(labels, document)
-        counts = {"test_windows": len(document), "test_documents": len(labels)}
+    labels = output.label_ids
+    counts = {"test_windows": len(dataset), "test_documents": len(labels)} if "document" in dataset.column_names else {}
     probabilities = softmax(logits)
     predictions = probabilities.argmax(-1)
     scores = classification_scores(labels, probabilities, label_names)

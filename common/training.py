@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PredictionOutput
 
 from common import layers, long_text, outputs
 from common.errors import UserError
@@ -142,23 +143,30 @@ class RecipeTrainer(Trainer):
             return torch.utils.data.SequentialSampler(eval_dataset)
         return super()._get_eval_sampler(eval_dataset)
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
-        if not (isinstance(dataset, datasets.Dataset) and "document" in dataset.column_names):
-            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+    def predict_in_order(self, dataset, ignore_keys=None, metric_key_prefix="test") -> PredictionOutput:
+        """predict() with the rows in dataset order (eval batches are otherwise length-grouped); long-text windows
+        (a `document` column) come back as one row of averaged logits, and one label, per document."""
         self._keep_eval_order = True
         try:
             output = self.predict(dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
         finally:
             self._keep_eval_order = False
+        if "document" not in dataset.column_names:
+            return output
         document = np.asarray(dataset["document"])
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        by_document = EvalPrediction(long_text.mean_by_document(logits, document),
-                                     long_text.first_by_document(output.label_ids, document))
+        return PredictionOutput(long_text.mean_by_document(logits, document),
+                                long_text.first_by_document(output.label_ids, document), output.metrics)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if not (isinstance(dataset, datasets.Dataset) and "document" in dataset.column_names):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        output = self.predict_in_order(dataset, ignore_keys, metric_key_prefix)
         prefix = metric_key_prefix
-        metrics = {f"{prefix}_loss": output.metrics[f"{prefix}_loss"], f"{prefix}_windows": len(document),
-                   f"{prefix}_documents": len(by_document.predictions)}
-        metrics.update({f"{prefix}_{k}": v for k, v in self.compute_metrics(by_document).items()})
+        metrics = {f"{prefix}_loss": output.metrics[f"{prefix}_loss"], f"{prefix}_windows": len(dataset),
+                   f"{prefix}_documents": len(output.predictions)}
+        metrics.update({f"{prefix}_{k}": v for k, v in self.compute_metrics(EvalPrediction(*output[:2])).items()})
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
