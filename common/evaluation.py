@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from common import plots
-from common.metrics import classification_scores, confusion, softmax
+from common.metrics import add_perplexity, classification_scores, confusion, softmax
 
 
 @dataclass
@@ -145,19 +145,16 @@ def explain_html(attributions: list[dict], true_labels: list[str]) -> str:
 @torch.no_grad()
 def causal_lm(trainer, tokenizer, datasets: dict, prompts: int = 8, prompt_tokens: int = 32, new_tokens: int = 32,
               hardest: int = 10) -> Evaluation:
-    """Per-block loss on the test blocks (the hardest passages), and BLEU/chrF of greedy continuations of
-    `prompts` test-block openings against the text that really follows (sacrebleu)."""
+    """One pass over the test blocks: perplexity, next-token accuracy and each block's loss (the hardest
+    passages); then BLEU/chrF of greedy continuations of `prompts` test-block openings against the text that
+    really follows (sacrebleu)."""
     import sacrebleu
 
+    tested = trainer.predict_in_order(datasets["test"])  # block losses come from metrics.next_token_predictions
+    losses = np.asarray(tested.predictions[1], dtype=np.float64).tolist()
     model, device = trainer.model, trainer.args.device
     model.eval()
     ids = torch.tensor(np.asarray(datasets["test"]["input_ids"]))
-    losses = []
-    for start in range(0, len(ids), 8):
-        batch = ids[start:start + 8].to(device)
-        logits = model(input_ids=batch).logits.float()
-        token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), batch[:, 1:], reduction="none")
-        losses += token_loss.mean(-1).cpu().tolist()
     order = np.argsort(losses)[::-1][:hardest]
     passages = pd.DataFrame({"block": order, "loss": [losses[i] for i in order],
                              "perplexity": [float(np.exp(losses[i])) for i in order],
@@ -175,7 +172,7 @@ def causal_lm(trainer, tokenizer, datasets: dict, prompts: int = 8, prompt_token
     chrf = sacrebleu.corpus_chrf(generated, [references]).score
     continuations = pd.DataFrame({"prompt": [tokenizer.decode(r[:prompt_tokens], skip_special_tokens=True) for r in chosen],
                                   "generated": generated, "reference": references})
-    metrics = {"test_continuation_bleu": bleu, "test_continuation_chrf": chrf}
+    metrics = {**add_perplexity(dict(tested.metrics), "test"), "test_continuation_bleu": bleu, "test_continuation_chrf": chrf}
     block = ids.shape[1]
     data = "\n".join(["## Data", "", "| split | blocks | tokens |", "|---|---|---|",
                       *[f"| {name} | {len(d)} | {len(d) * block:,} |" for name, d in datasets.items()], ""])

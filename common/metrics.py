@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, matthews_corrcoef, precision_recall_fscore_support, roc_auc_score
 
 
@@ -48,18 +49,25 @@ def classification_metrics(eval_pred) -> dict:
 
 
 def next_token_predictions(logits, labels):
-    """`preprocess_logits_for_metrics` hook: keep the argmax id per position, never the full vocabulary logits.
+    """`preprocess_logits_for_metrics` hook: keep, per block, the argmax id at each position and the mean token
+    loss (what common.evaluation ranks the hardest passages by), never the full vocabulary logits.
 
     Storing [examples, tokens, vocab] floats for a whole eval set would take gigabytes (49k vocab).
     """
     if isinstance(logits, tuple):
         logits = logits[0]
-    return logits.argmax(dim=-1)
+    targets = labels[:, 1:]  # the prediction at t is scored against token t+1
+    mask = targets != -100
+    block_loss = torch.stack([  # a block at a time: a float copy of one block's logits, not the batch's
+        torch.nn.functional.cross_entropy(row[:-1].float(), target.clamp(min=0), reduction="none")[keep].mean()
+        for row, target, keep in zip(logits, targets, mask)])
+    return logits.argmax(dim=-1), block_loss
 
 
 def causal_lm_metrics(eval_pred) -> dict:
     """Next-token accuracy over real (non -100) label positions; perplexity comes from eval_loss."""
-    predictions, labels = np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids)
+    predictions = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+    predictions, labels = np.asarray(predictions), np.asarray(eval_pred.label_ids)
     predictions, labels = predictions[:, :-1], labels[:, 1:]  # the prediction at t is scored against token t+1
     mask = labels != -100
     return {"next_token_accuracy": float((predictions[mask] == labels[mask]).mean())}

@@ -70,13 +70,12 @@ def main(argv=None):
         callbacks=training.callbacks(args),  # early stopping
     )
 
-    # 5. perplexity before, train, 6. perplexity after
+    # 5. perplexity before, train, 6. perplexity after, the hardest passages, BLEU/chrF of continuations
     before = training.evaluate(trainer, datasets["test"], "test")
     train_result = trainer.train(resume_from_checkpoint=resume)
-    after = training.evaluate(trainer, datasets["test"], "test")
-    test = evaluation.causal_lm(trainer, tokenizer, datasets)  # hardest passages, BLEU/chrF of continuations
-    reduction = 1 - after["test_perplexity"] / before["test_perplexity"]
-    metrics = {**train_result.metrics, **after, **test.metrics, "test_perplexity_before": before["test_perplexity"],
+    test = evaluation.causal_lm(trainer, tokenizer, datasets)
+    reduction = 1 - test.metrics["test_perplexity"] / before["test_perplexity"]
+    metrics = {**train_result.metrics, **test.metrics, "test_perplexity_before": before["test_perplexity"],
                "test_next_token_accuracy_before": before["test_next_token_accuracy"], "perplexity_reduction": reduction}
     reporting.print_metrics("Held-out test", metrics, ["test_perplexity_before", "test_perplexity", "perplexity_reduction",
                                                        "test_next_token_accuracy", "test_continuation_chrf", "train_runtime"])

@@ -28,8 +28,13 @@ def test_causal_lm_metrics_score_prediction_t_against_token_t_plus_1():
 
 def test_next_token_predictions_keep_ids_not_logits():
     logits = torch.randn(2, 5, 1000)
-    kept = metrics.next_token_predictions(logits, None)
+    labels = torch.tensor([[1, 2, 3, 4, 5], [6, 7, -100, 8, 9]])
+    kept, block_loss = metrics.next_token_predictions(logits, labels)
     assert kept.shape == (2, 5) and torch.equal(kept, logits.argmax(-1))
+    # each block's mean loss of predicting token t+1 at t, over real label positions only (by hand for the second)
+    log_p = logits.log_softmax(-1)
+    by_hand = -(log_p[1, 0, 7] + log_p[1, 2, 8] + log_p[1, 3, 9]) / 3
+    assert block_loss.shape == (2,) and torch.isclose(block_loss[1], by_hand, atol=1e-5)
 
 
 def test_perplexity_is_exp_loss():
