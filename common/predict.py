@@ -67,6 +67,8 @@ class Predictor:
         positions = getattr(config.get_text_config(), "max_position_embeddings", None) or 512
         self.max_length = min(max_length or self.run_config.get("max_length") or positions, positions)
         self.labels = [config.id2label[i] for i in range(config.num_labels)] if self.task == "classification" else []
+        columns = self.run_config.get("text_column") or ["text"]
+        self.text_columns = [columns] if isinstance(columns, str) else columns  # two for a sentence-pair model
 
     def _batches(self, texts: list, progress: bool):
         """Batches of (positions, texts) in length order, so each batch pads little; callers restore the order."""
@@ -168,8 +170,7 @@ def main(argv=None) -> None:
         raise UserError(f"--output '{args.output}' already exists; pass --overwrite to replace it")
 
     predictor = Predictor(args.model, args.batch_size)
-    columns = args.text_column or predictor.run_config.get("text_column") or ["text"]
-    columns = [columns] if isinstance(columns, str) else columns
+    columns = args.text_column or predictor.text_columns
     frame = read_inputs(args.input, columns)
     texts = frame[columns].astype(str).values.tolist()
     if predictor.task == "classification":

@@ -97,8 +97,7 @@ def create_app(predictor: Predictor, max_batch: int = 64, max_request_bytes: int
             return error(400, "this model generates text; POST to /generate with {\"prompts\": [...]}")
         if len(request.texts) > max_batch:
             return error(400, f"{len(request.texts)} texts in one request; send at most {max_batch}")
-        pairs = predictor.run_config.get("text_column") or ["text"]
-        width = len(pairs) if isinstance(pairs, list) else 1
+        width = len(predictor.text_columns)
         texts = [tuple(t) if isinstance(t, list) else t for t in request.texts]
         if any((len(t) if isinstance(t, tuple) else 1) != width for t in texts):
             shape = "a string" if width == 1 else f"a list of {width} strings"
