@@ -3,10 +3,11 @@
 1. the roofline: dense matmul GFLOP/s in fp32 and bf16;
 2. each recipe's training throughput (useful tokens/s, examples/s, GFLOP/s, fraction of the bf16 roofline)
    run our way and the two baseline ways (see benchmarks/throughput.py), and the ratios;
-3. accuracy parity: one epoch on a fixed subset, test accuracy on the recipes' full test split, for our
-   fast path, the same path in fp32, and (encoder) the two padding baselines;
-4. time-to-quality: wall time of the default `make sentiment` and `make bert` runs, with their test accuracy
-   (skip with --no-quality: it takes ~13 minutes on 2 CPU cores);
+3. quality parity: one epoch on a fixed subset, then test accuracy on the recipes' full test split (causal
+   LM: perplexity on held-out blocks, measured the same way for all), for our fast path, the same path in
+   fp32, and the baselines (the decoder classifier: fp32 only, its baselines would take most of an hour);
+4. time-to-quality: wall time of the default `make sentiment`, `make bert` and `make causal-lm` runs, with
+   their test accuracy or perplexity (skip with --no-quality: it takes ~15 minutes on 2 CPU cores);
 5. peak resident memory of every run.
 Results: benchmarks/results/latest.json and latest.md. --repeats N measures every way N times in
 interleaved rounds and keeps each way's best (as timeit does), since one run can be 10-20% off.
@@ -62,8 +63,9 @@ def run_child(command: list[str]) -> tuple[str, float]:
 
 
 # (case, training examples, ways): the decoder's fp32 padding baselines would take most of an hour, so the
-# decoder compares bf16 with fp32 on our data path only
-PARITY = [("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")), ("sentiment", 800, ("ours", "ours-fp32"))]
+# decoder classifier compares bf16 with fp32 on our data path only; the causal LM trains on 64 blocks
+PARITY = [("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")), ("sentiment", 800, ("ours", "ours-fp32")),
+          ("causal_lm", 64, ("ours", "ours-fp32", "hf-examples"))]
 
 
 def throughput(case: str, way: str, *extra: str) -> dict:
@@ -73,6 +75,9 @@ def throughput(case: str, way: str, *extra: str) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
+QUALITY_KEYS = ("test_accuracy", "test_macro_f1", "test_perplexity_before", "test_perplexity")
+
+
 def time_to_quality(recipe: str) -> dict:
     output = RESULTS / f"tmp-{recipe}"
     out, seconds = run_child([sys.executable, "-m", "benchmarks.peak_rss", f"recipes/{recipe}.py",
@@ -80,8 +85,23 @@ def time_to_quality(recipe: str) -> dict:
     peak = float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK_RSS_MB")))
     metrics = json.loads((output / "metrics.json").read_text())
     shutil.rmtree(output)
-    return {"recipe": recipe, "wall_seconds": seconds, "test_accuracy": metrics["test_accuracy"],
-            "test_macro_f1": metrics["test_macro_f1"], "peak_rss_mb": peak}
+    return {"recipe": recipe, "wall_seconds": seconds, **{k: metrics[k] for k in QUALITY_KEYS if k in metrics},
+            "peak_rss_mb": peak}
+
+
+def parity_summary(parity: list[dict]) -> list[dict]:
+    """One row per (case, way): the metric's mean over seeds, each seed's value, the mean training speed."""
+    rows: dict[tuple[str, str], dict] = {}
+    for r in parity:
+        metric = "accuracy" if r.get("test_accuracy") is not None else "perplexity"
+        row = rows.setdefault((r["case"], r["way"]), {"case": r["case"], "way": r["way"], "precision": r["precision"],
+                                                      "metric": metric, "values": [], "speeds": []})
+        row["values"].append(r[f"test_{metric}"])
+        row["speeds"].append(r["examples_per_s"])
+    for row in rows.values():
+        row["mean"] = sum(row["values"]) / len(row["values"])
+        row["examples_per_s"] = sum(row["speeds"]) / len(row["speeds"])
+    return list(rows.values())
 
 
 def markdown(report: dict) -> str:
@@ -96,24 +116,33 @@ def markdown(report: dict) -> str:
                      f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
                      f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |")
     if report.get("parity"):
-        lines += ["", "| accuracy parity | way | precision | train examples/s | test accuracy |", "|---|---|---|---|---|"]
-        for r in report["parity"]:
-            lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['examples_per_s']:.1f} | {r['test_accuracy']:.4f} |")
+        lines += ["", "| quality parity | way | precision | train examples/s | seeds | test accuracy or perplexity (mean, each seed) |",
+                  "|---|---|---|---|---|---|"]
+        for r in parity_summary(report["parity"]):
+            each = ", ".join(f"{v:.4f}" for v in r["values"])
+            lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['examples_per_s']:.1f} | {len(r['values'])} "
+                         f"| {r['metric']} {r['mean']:.4f} ({each}) |")
     if report.get("time_to_quality"):
-        lines += ["", "| default run | wall time | test accuracy | macro-F1 | peak RSS |", "|---|---|---|---|---|"]
+        lines += ["", "| default run | wall time | test accuracy | macro-F1 | perplexity before -> after | peak RSS |",
+                  "|---|---|---|---|---|---|"]
         for q in report["time_to_quality"]:
-            lines.append(f"| {q['recipe']} | {q['wall_seconds']:.0f} s | {q['test_accuracy']:.4f} | {q['test_macro_f1']:.4f} | {q['peak_rss_mb']:.0f} MB |")
+            cells = [f"{q[k]:.4f}" if k in q else "-" for k in ("test_accuracy", "test_macro_f1")]
+            ppl = f"{q['test_perplexity_before']:.2f} -> {q['test_perplexity']:.2f}" if "test_perplexity" in q else "-"
+            lines.append(f"| {q['recipe']} | {q['wall_seconds']:.0f} s | {' | '.join(cells)} | {ppl} | {q['peak_rss_mb']:.0f} MB |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["sentiment", "bert", "causal_lm"])
-    parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs (~13 min)")
+    parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs (~15 min)")
     parser.add_argument("--no-parity", action="store_true", help="skip the accuracy-parity runs (~10 min)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="measure every way this many times, in interleaved rounds, and keep each way's best: "
                              "run-to-run noise here is 10-20%%, and a round sees every way under the same load")
+    parser.add_argument("--parity-seeds", type=int, default=1,
+                        help="repeat each classification parity run with this many seeds (42, 43, ...): one epoch on "
+                             "a small set moves test accuracy by about a point from seed to seed")
     parser.add_argument("--out", default="latest", help="results go to benchmarks/results/OUT.json and OUT.md")
     args = parser.parse_args(argv)
 
@@ -135,11 +164,12 @@ def main(argv=None):
     parity = []
     for case, n_train, ways in PARITY:
         if case in args.cases and not args.no_parity:
-            for way in ways:
-                r = throughput(case, way, "--train-examples", str(n_train))
-                print(json.dumps(r), flush=True)
-                parity.append(r)
-    quality = [] if args.no_quality else [time_to_quality(r) for r in ("gpt2_sentiment", "bert_classification")]
+            for seed in range(42, 42 + (args.parity_seeds if case != "causal_lm" else 1)):
+                for way in ways:
+                    r = throughput(case, way, "--train-examples", str(n_train), "--seed", str(seed))
+                    print(json.dumps(r), flush=True)
+                    parity.append(r)
+    quality = [] if args.no_quality else [time_to_quality(r) for r in ("gpt2_sentiment", "bert_classification", "causal_lm")]
     # the peak again at the end (the machine may have been busier at the start), the best of both is the roofline
     roofline = {k: max(v, matmul_gflops(torch.float32 if k.startswith("fp32") else torch.bfloat16)) for k, v in roofline.items()}
     for r in results:

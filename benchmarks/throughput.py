@@ -5,11 +5,12 @@ Run in its own process by benchmarks/bench.py so that peak memory is per run:
 
 Ways of running (the baselines are faithful to how the tutorials and the standard examples do it):
   ours         bf16 autocast where native, each batch padded to its own longest example (to a multiple of 8
-               on CUDA only), length-grouped batches, truncation at the recipe's --max-length; causal LM:
-               --packing documents; the recipe's --freeze-layers / --freeze-embeddings
+               on CUDA only), length-grouped batches, truncation at the recipe's --max-length, --attention auto
+               (eager at these lengths on a CPU); causal LM: --packing documents, --lm-loss chunked; the
+               recipe's --freeze-layers / --freeze-embeddings
   ours-fp32    the same without bf16; ours-compile: the same plus --compile
   hf-examples  fp32, every example padded to max_seq_length=128 (run_glue's default); for the causal LM,
-               the same concatenate-and-chunk blocks in fp32
+               the same concatenate-and-chunk blocks in fp32; transformers' default attention (SDPA) and loss
   seeds        fp32, the whole set tokenized with padding=True: every example padded to the longest in the set
 
 FLOPs are counted per *useful* (non-pad) token as matmul work: forward 2 x (all non-embedding weights, plus
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import sys
@@ -28,10 +30,11 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
 
-from common import assets, data, layers, modeling, tokenization, training  # noqa: E402
+from common import assets, data, layers, lm_loss, modeling, tokenization, training  # noqa: E402
 from common.metrics import classification_metrics  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 
@@ -104,26 +107,48 @@ def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int
     return encode(splits["train"]), encode(splits["test"]), collator
 
 
+PARITY_TEST_BLOCKS = 48
+
+
+def plain_perplexity(model, blocks, batch_size: int = 8) -> float:
+    """exp(mean next-token loss) over `blocks`, computed the same way for every way: fp32, plain positions,
+    the model's own loss, so that only how the model was trained differs."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(blocks), batch_size):
+            ids = torch.as_tensor(np.asarray(blocks[start:start + batch_size]), device=model.device)
+            n = ids[:, 1:].numel()
+            total += model(input_ids=ids, labels=ids).loss.item() * n
+            count += n
+    return math.exp(total / count)
+
+
 def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None) -> dict:
     """Throughput over `steps` optimizer steps after `warmup`; with `train_examples`, instead one whole epoch
     over that many examples followed by test accuracy (the throughput then covers the epoch after warmup)."""
     case = CASES[case_name]
+    fast = way.startswith("ours")
     set_seed(seed)
     tokenizer = modeling.load_tokenizer(case["model"])
     n_examples = (steps + warmup + 2) * case["batch_size"]
     test = None
     if case["kind"] == "classification":
         dataset, test, collator = classification_data(case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed)
-        model = modeling.load_classifier(case["model"], ["fresh", "rotten"], tokenizer)
+        model = modeling.load_classifier(case["model"], ["fresh", "rotten"], tokenizer, max_length=case["max_length"],
+                                         attention="auto" if fast else "sdpa")
     else:
         documents = assets.load_dataset_frame("embedded:shakespeare")["text"].tolist()
         blocks = tokenization.blocks_from_tokens(tokenization.corpus_tokens(documents, tokenizer), case["max_length"])
-        blocks = blocks[: n_examples * 2]  # ours: --packing documents (the recipe's default); hf-examples: plain blocks
-        positions = tokenization.document_position_ids(blocks, tokenizer.eos_token_id) if way.startswith("ours") else None
+        test = blocks[-PARITY_TEST_BLOCKS:]  # held out: the end of the corpus
+        blocks = blocks[: train_examples or n_examples * 2]  # ours: --packing documents (the recipe's default)
+        positions = tokenization.document_position_ids(blocks, tokenizer.eos_token_id) if fast else None
         dataset, collator = tokenization.lm_dataset(blocks, positions), default_data_collator
-        model = modeling.load_causal_lm(case["model"], tokenizer)
+        model = modeling.load_causal_lm(case["model"], tokenizer, block_size=case["max_length"],
+                                        attention="auto" if fast else "sdpa")
+        if fast and way != "ours-compile":
+            lm_loss.use_chunked_loss(model)
     layers.freeze(model, argparse.Namespace(**case))
-    fast = way.startswith("ours")
     budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
     args = TrainingArguments(
         output_dir=training.scratch_dir(), **budget, warmup_steps=0.1,
@@ -142,9 +167,13 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
     elapsed = finished - log[0][0]
     useful = sum(s[1] for s in log)
     flops = matmul_flops_per_token(model, case["kind"] == "causal")
-    accuracy = trainer.evaluate(test)["eval_accuracy"] if train_examples and test is not None else None
+    quality = {}
+    if train_examples and case["kind"] == "classification":
+        quality["test_accuracy"] = trainer.evaluate(test)["eval_accuracy"]
+    elif train_examples:
+        quality["test_perplexity"] = plain_perplexity(model, test)
     return {
-        "case": case_name, "way": way, "steps": len(log), "seconds": elapsed, "test_accuracy": accuracy,
+        "case": case_name, "way": way, "seed": seed, "steps": len(log), "seconds": elapsed, **quality,
         "useful_tokens_per_s": useful / elapsed,
         "examples_per_s": sum(s[3] for s in log) / elapsed,
         "padding_fraction": 1 - useful / sum(s[2] for s in log),
@@ -161,9 +190,11 @@ def main(argv=None):
     parser.add_argument("way", choices=WAYS)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--train-examples", type=int, help="train one epoch on this many examples, then test accuracy")
+    parser.add_argument("--train-examples", type=int,
+                        help="train one epoch on this many examples (causal LM: blocks), then test accuracy (perplexity)")
+    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    result = measure(args.case, args.way, args.steps, args.warmup, train_examples=args.train_examples)
+    result = measure(args.case, args.way, args.steps, args.warmup, args.seed, train_examples=args.train_examples)
     print("RESULT " + json.dumps(result), flush=True)
 
 

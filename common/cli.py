@@ -93,6 +93,9 @@ def _base_parser(doc: str) -> RecipeParser:
     train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     train.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
                        help="auto: bf16 autocast where the CPU/GPU runs it natively, else fp32")
+    train.add_argument("--attention", choices=["auto", "sdpa", "eager"], default="auto",
+                       help="attention kernel; auto: eager on a CPU for sequences up to 128 tokens (faster there), "
+                            "else PyTorch's fused SDPA")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the model; on a 2-core CPU it compiled for 1-2.5 min and ran no faster "
                             "(benchmarks/), so it is off unless you measure a gain on your machine")
@@ -170,6 +173,10 @@ def causal_lm_parser(doc: str, **defaults) -> RecipeParser:
     task.add_argument("--packing", choices=["documents", "concat"], default="documents",
                       help="documents: positions restart at each document and documents in a block cannot attend to "
                            "each other; concat: plain concatenate-and-chunk (the standard examples' way)")
+    task.add_argument("--lm-loss", choices=["chunked", "standard"], default="chunked",
+                      help="chunked: in training, the output layer and cross-entropy run a chunk of tokens at a time "
+                           "and never hold the [tokens x vocabulary] logits in fp32 (the same loss, faster); "
+                           "standard: the model's own loss")
     task.add_argument("--prompt", help="after training, print a sample generated from this prompt")
     task.add_argument("--max-new-tokens", type=positive(int), default=60, help="length of the generated sample")
     parser.set_defaults(best_metric="loss", **defaults)

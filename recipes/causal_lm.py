@@ -53,8 +53,9 @@ def main(argv=None):
     datasets = tokenization.lm_datasets(blocks, limits, args.seed, args.packing, tokenizer.eos_token_id)
 
     # 3. model
-    model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code, args.allow_pickle)
-    model = modeling.adapt(model, args, task="causal_lm")  # --dropout, --freeze-*, --lora-r
+    model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code, args.allow_pickle, args.block_size,
+                                    args.attention)
+    model = modeling.adapt(model, args, task="causal_lm")  # --dropout, --freeze-*, --lm-loss, --lora-r
 
     # 4. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
     trainer = training.RecipeTrainer(
