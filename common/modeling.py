@@ -59,13 +59,13 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 EAGER_ATTENTION_UP_TO = 128
 
 
-def attention_implementation(choice: str, sequence_length: int | None) -> str:
-    """--attention auto|sdpa|eager: auto is eager on a CPU for sequences up to EAGER_ATTENTION_UP_TO tokens,
-    else SDPA (and always SDPA on a GPU, where its fused kernels win)."""
+def attention_implementation(choice: str, sequence_length: int | None) -> str | None:
+    """--attention auto|sdpa|eager: auto is eager on a CPU for sequences up to EAGER_ATTENTION_UP_TO tokens, else
+    None: transformers' own choice (SDPA where the model supports it; on a GPU always, where its kernels win)."""
     if choice != "auto":
         return choice
     short = sequence_length is not None and sequence_length <= EAGER_ATTENTION_UP_TO
-    return "eager" if short and not torch.cuda.is_available() else "sdpa"
+    return "eager" if short and not torch.cuda.is_available() else None
 
 
 def load_weights(model_class, name: str, config, trust_remote_code: bool = False, allow_pickle: bool = False,
@@ -85,6 +85,11 @@ def load_weights(model_class, name: str, config, trust_remote_code: bool = False
     except OSError as e:
         raise UserError(f"could not load the weights of '{name}' ({str(e).splitlines()[0]}); with only pickle "
                         f"weights (.bin), pass --allow-pickle if you trust the source") from None
+    except ValueError as e:
+        if attention and "attention" in str(e):  # e.g. SDPA asked of a model that has no SDPA attention
+            raise UserError(f"--attention {attention} does not work with '{name}' ({str(e).splitlines()[0]}); "
+                            f"use --attention auto") from None
+        raise
 
 
 def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False,

@@ -119,7 +119,7 @@ def test_recipe_trains_identically_with_either_loss(tiny_llama, tmp_path):
 def test_attention_choice():
     assert modeling.attention_implementation("sdpa", 32) == "sdpa"
     assert modeling.attention_implementation("eager", 4096) == "eager"
-    expected_short = "sdpa" if torch.cuda.is_available() else "eager"
+    expected_short = None if torch.cuda.is_available() else "eager"
     assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO) == expected_short
-    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO + 1) == "sdpa"
-    assert modeling.attention_implementation("auto", None) == "sdpa"
+    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO + 1) is None  # transformers' default
+    assert modeling.attention_implementation("auto", None) is None
