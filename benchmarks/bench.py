@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # steps per way: the fp32 baselines are 3-10x slower, so they get fewer (still several seconds each)
 STEPS = {"ours": 40, "ours-fp32": 8, "hf-examples": 8, "seeds": 6}  # ours: ~15-40 s, enough to even out batch lengths
-STEPS_CAUSAL = {"ours": 6, "hf-examples": 3}  # 2,048 tokens a step: ~9 s in bf16, ~3x that in fp32
+STEPS_CAUSAL = {"ours": 6, "ours-fp32": 3, "hf-examples": 3}  # 2,048 tokens a step: ~8 s in bf16, ~13 s in fp32
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0, trials: int = 3) -> float:
