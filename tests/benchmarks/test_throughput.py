@@ -35,3 +35,29 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
     assert {w: r["useful_tokens_per_s"] for w, r in best.items()} == {"ours": 130, "hf-examples": 40, "seeds": 26}
     assert best["seeds"]["speedup_of_ours"] == 5.0 and best["hf-examples"]["speedup_of_ours"] == 3.25
     assert "best of 2 interleaved run(s)" in (tmp_path / "t.md").read_text()
+
+
+def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_path):
+    """--parity-seeds: each classification way runs once per seed; the table shows the mean and every seed's value."""
+    from benchmarks import bench
+
+    accuracy = {("ours", "42"): 0.70, ("ours", "43"): 0.80, ("hf-examples", "42"): 0.76, ("hf-examples", "43"): 0.72}
+    runs = []
+
+    def fake_throughput(case, way, *extra):
+        seed = extra[extra.index("--seed") + 1] if "--seed" in extra else None  # throughput runs take no seed
+        runs.append((way, seed))
+        quality = ({"test_accuracy": accuracy.get((way, seed), 0.5)} if "--train-examples" in extra else {})
+        return {"case": case, "way": way, "useful_tokens_per_s": 10.0, "gflops_per_s": 1.0, "precision": "bf16",
+                "examples_per_s": 2.0, "padding_fraction": 0.0, "peak_rss_mb": 1.0, **quality}
+
+    monkeypatch.setattr(bench, "throughput", fake_throughput)
+    monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    bench.main(["--cases", "bert", "--parity-seeds", "2", "--no-quality", "--out", "t"])
+    parity_runs = [r for r in runs if r[1] is not None]
+    assert parity_runs == [(w, s) for s in ("42", "43") for w in ("ours", "ours-fp32", "hf-examples", "seeds")]
+    rows = {r["way"]: r for r in bench.parity_summary(__import__("json").loads((tmp_path / "t.json").read_text())["parity"])}
+    assert rows["ours"]["values"] == [0.70, 0.80] and abs(rows["ours"]["mean"] - 0.75) < 1e-12
+    assert abs(rows["hf-examples"]["mean"] - 0.74) < 1e-12
+    assert "| bert | ours | bf16 | 2.0 | 2 | accuracy 0.7500 (0.7000, 0.8000) |" in (tmp_path / "t.md").read_text()
