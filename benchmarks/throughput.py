@@ -94,7 +94,7 @@ def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int
     splits, _ = data.encode_labels(splits, "label")
 
     def encode(frame):
-        if way in ("ours", "ours-fp32"):
+        if way.startswith("ours"):  # ours, ours-fp32, ours-compile: the recipes' own data path
             return tokenization.classification_dataset(frame, tokenizer, ["text"], case["max_length"])
         if way == "hf-examples":
             encoded = tokenizer(frame["text"].tolist(), padding="max_length", max_length=128, truncation=True)
