@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
 
-from common import assets, data, layers, lm_loss, modeling, tokenization, training  # noqa: E402
+from common import assets, data, modeling, tokenization, training  # noqa: E402
 from common.metrics import classification_metrics  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 
@@ -146,9 +146,9 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
         dataset, collator = tokenization.lm_dataset(blocks, positions), default_data_collator
         model = modeling.load_causal_lm(case["model"], tokenizer, block_size=case["max_length"],
                                         attention="auto" if fast else "sdpa")
-        if fast and way != "ours-compile":
-            lm_loss.use_chunked_loss(model)
-    layers.freeze(model, argparse.Namespace(**case))
+    # the recipes' own model changes: --freeze-*, and for the causal LM our way --lm-loss chunked (not with --compile)
+    flags = argparse.Namespace(**case, lm_loss="chunked" if fast else "standard", compile=way == "ours-compile")
+    model = modeling.adapt(model, flags, task="classification" if case["kind"] == "classification" else "causal_lm")
     budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
     args = TrainingArguments(
         output_dir=training.scratch_dir(), **budget, warmup_steps=0.1,

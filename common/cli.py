@@ -95,7 +95,7 @@ def _base_parser(doc: str) -> RecipeParser:
                        help="auto: bf16 autocast where the CPU/GPU runs it natively, else fp32")
     train.add_argument("--attention", choices=["auto", "sdpa", "eager"], default="auto",
                        help="attention kernel; auto: eager on a CPU for sequences up to 128 tokens (faster there), "
-                            "else PyTorch's fused SDPA")
+                            "else transformers' default (PyTorch's fused SDPA where the model has it)")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the model; on a 2-core CPU it compiled for 1-2.5 min and ran no faster "
                             "(benchmarks/), so it is off unless you measure a gain on your machine")

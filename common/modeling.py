@@ -127,7 +127,8 @@ def adapt(model, args, task: str):
     if getattr(args, "dropout", None) is not None:
         layers.set_dropout(model, args.dropout)
     layers.freeze(model, args)
-    if getattr(args, "lm_loss", None) == "chunked" and not args.compile:  # a Python loop: not for torch.compile
+    # --lm-loss chunked, but not under --compile: the chunked loss is a Python loop
+    if task == "causal_lm" and getattr(args, "lm_loss", None) == "chunked" and not args.compile:
         lm_loss.use_chunked_loss(model)
     if getattr(args, "lora_r", None):
         model = lora.add_lora(model, args, task)

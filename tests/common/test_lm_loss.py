@@ -115,11 +115,3 @@ def test_recipe_trains_identically_with_either_loss(tiny_llama, tmp_path):
     assert chunked["test_perplexity"] == pytest.approx(standard["test_perplexity"], rel=1e-4)
     assert chunked["test_perplexity"] < chunked["test_perplexity_before"]
 
-
-def test_attention_choice():
-    assert modeling.attention_implementation("sdpa", 32) == "sdpa"
-    assert modeling.attention_implementation("eager", 4096) == "eager"
-    expected_short = None if torch.cuda.is_available() else "eager"
-    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO) == expected_short
-    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO + 1) is None  # transformers' default
-    assert modeling.attention_implementation("auto", None) is None

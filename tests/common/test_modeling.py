@@ -52,3 +52,12 @@ def test_generate_is_seeded(tiny_llama):
     model = modeling.load_causal_lm(str(tiny_llama), tokenizer)
     first = modeling.generate(model, tokenizer, "ROMEO:", 8, seed=1)
     assert first.startswith("ROMEO:") and first == modeling.generate(model, tokenizer, "ROMEO:", 8, seed=1)
+
+
+def test_attention_choice():
+    assert modeling.attention_implementation("sdpa", 32) == "sdpa"
+    assert modeling.attention_implementation("eager", 4096) == "eager"
+    expected_short = None if torch.cuda.is_available() else "eager"
+    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO) == expected_short
+    assert modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO + 1) is None  # transformers' default
+    assert modeling.attention_implementation("auto", None) is None
