@@ -8,7 +8,9 @@
    fp32, and the baselines (the decoder classifier: fp32 only, its baselines would take most of an hour);
 4. time-to-quality: wall time of the default `make sentiment`, `make bert` and `make causal-lm` runs, with
    their test accuracy or perplexity (skip with --no-quality: it takes ~15 minutes on 2 CPU cores);
-5. peak resident memory of every run.
+5. peak resident memory of every run;
+6. where an `ours` training step's time goes (benchmarks/step_profile.py): the dense matmuls' share and
+   in-step rate, which bound the fraction of the roofline any step of that shape can reach, and the other ops.
 Results: benchmarks/results/latest.json and latest.md. --repeats N measures every way N times in
 interleaved rounds and keeps each way's best (as timeit does), since one run can be 10-20% off.
 """
@@ -75,6 +77,11 @@ def throughput(case: str, way: str, *extra: str) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
+def step_profile(case: str) -> dict:
+    out, _ = run_child([sys.executable, "-m", "benchmarks.step_profile", case])
+    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+
+
 QUALITY_KEYS = ("test_accuracy", "test_macro_f1", "test_perplexity_before", "test_perplexity")
 
 
@@ -115,6 +122,13 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} "
                      f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
                      f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |")
+    if report.get("step_profile"):
+        lines += ["", "| where an ours step goes | step | in dense matmuls | their rate in the step | ceiling: of bf16 roofline "
+                  "| largest other ops | outside any op |", "|---|---|---|---|---|---|---|"]
+        for p in report["step_profile"]:
+            others = ", ".join(f"{name.removeprefix('aten::')} {share:.0%}" for name, share in p["other_ops"][:4])
+            lines.append(f"| {p['case']} | {p['step_ms']:.0f} ms | {p['matmul_share']:.0%} | {p['matmul_gflops_in_step']:.0f} GFLOP/s "
+                         f"| {p['ceiling']:.0%} | {others} | {p['outside_ops_share']:.0%} |")
     if report.get("parity"):
         lines += ["", "| quality parity | way | precision | train examples/s | seeds | test accuracy or perplexity (mean, each seed) |",
                   "|---|---|---|---|---|---|"]
@@ -161,6 +175,7 @@ def main(argv=None):
     results = list(best.values())
     for r in results:
         r["speedup_of_ours"] = best[r["case"], "ours"]["useful_tokens_per_s"] / r["useful_tokens_per_s"]
+    profiles = [step_profile(case) for case in args.cases]
     parity = []
     for case, n_train, ways in PARITY:
         if case in args.cases and not args.no_parity:
@@ -174,8 +189,10 @@ def main(argv=None):
     roofline = {k: max(v, matmul_gflops(torch.float32 if k.startswith("fp32") else torch.bfloat16)) for k, v in roofline.items()}
     for r in results:
         r["roofline_fraction"] = r["gflops_per_s"] / roofline["bf16_gflops"]
+    for p in profiles:
+        p["ceiling"] = p["matmul_gflops_in_step"] / roofline["bf16_gflops"]
     report = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "roofline": roofline, "throughput": results, "parity": parity, "time_to_quality": quality}
+              "roofline": roofline, "throughput": results, "step_profile": profiles, "parity": parity, "time_to_quality": quality}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(report))

@@ -124,9 +124,11 @@ def plain_perplexity(model, blocks, batch_size: int = 8) -> float:
     return math.exp(total / count)
 
 
-def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None) -> dict:
+def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None,
+            callbacks=None) -> dict:
     """Throughput over `steps` optimizer steps after `warmup`; with `train_examples`, instead one whole epoch
-    over that many examples followed by test accuracy (the throughput then covers the epoch after warmup)."""
+    over that many examples followed by test accuracy (the throughput then covers the epoch after warmup).
+    `callbacks` go to the Trainer (benchmarks/step_profile.py profiles steps through one)."""
     case = CASES[case_name]
     fast = way.startswith("ours")
     set_seed(seed)
@@ -160,7 +162,7 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
         **training.precision_flags("auto" if way in ("ours", "ours-compile") else "fp32"),
     )
     trainer = TimedTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                           compute_metrics=classification_metrics)
+                           compute_metrics=classification_metrics, callbacks=callbacks)
     trainer.train()
     finished = time.perf_counter()  # the last step ends when train() returns (no checkpoint, no eval to wait for)
     log = trainer.step_log[warmup:]

@@ -1,3 +1,5 @@
+import pytest
+
 from benchmarks.throughput import matmul_flops_per_token
 from common import layers, modeling
 
@@ -11,6 +13,36 @@ def test_flops_per_useful_token_by_hand_for_a_tiny_gpt2(tiny_gpt2):
     dense = 2 * block + 64 + 64  # two blocks, ln_f, score head (2x32, no bias); wte/wpe are lookups, not matmuls
     trainable = block + 64 + 64  # block 0 and the embeddings are frozen
     assert matmul_flops_per_token(model, causal=False) == 2 * dense + 4 * trainable
+
+
+def fake_step_profile(case):
+    return {"case": case, "steps": 8, "step_ms": 300.0, "matmul_share": 0.5, "matmul_gflops_in_step": 9.0,
+            "other_ops": [["aten::bernoulli_", 0.14], ["aten::copy_", 0.035]], "outside_ops_share": 0.1}
+
+
+def test_breakdown_shares_and_the_in_step_matmul_rate():
+    """Shares are self time over the profiled wall time; the rate is the counted FLOPs over mm + addmm time."""
+    from benchmarks.step_profile import breakdown
+
+    ops = {"aten::mm": 0.3, "aten::addmm": 0.1, "aten::bernoulli_": 0.2, "aten::copy_": 0.05, "aten::bmm": 0.15}
+    result = breakdown(ops, seconds=1.0, dense_flops=8e9, top=2)
+    assert result["matmul_share"] == pytest.approx(0.4)
+    assert result["matmul_gflops_in_step"] == pytest.approx(20.0)  # 8 GFLOP in 0.4 s
+    assert result["other_ops"] == [["aten::bernoulli_", pytest.approx(0.2)], ["aten::bmm", pytest.approx(0.15)]]
+    assert result["outside_ops_share"] == pytest.approx(0.2)
+
+
+def test_step_profile_covers_the_timed_steps_of_a_tiny_model(monkeypatch, tiny_gpt2):
+    """The profiler runs over exactly the steps the throughput counts; the matmuls are a real share of them."""
+    from benchmarks import step_profile, throughput
+
+    monkeypatch.setitem(throughput.CASES, "sentiment", {**throughput.CASES["sentiment"], "model": str(tiny_gpt2),
+                                                        "freeze_layers": 0})
+    result = step_profile.profile_steps("sentiment", steps=3, warmup=1)
+    assert result["steps"] == 3 and result["step_ms"] > 0
+    assert 0 < result["matmul_share"] < 1 and result["matmul_gflops_in_step"] > 0
+    assert all(name.startswith(("aten::", "autograd::", "Optimizer")) for name, _ in result["other_ops"])
+    assert result["matmul_share"] + sum(share for _, share in result["other_ops"]) + result["outside_ops_share"] <= 1 + 1e-9
 
 
 def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path):
@@ -27,6 +59,7 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
 
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
+    monkeypatch.setattr(bench, "step_profile", fake_step_profile)
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     bench.main(["--cases", "bert", "--repeats", "2", "--no-quality", "--no-parity", "--out", "t"])
     assert calls == ["ours", "hf-examples", "seeds"] * 2
@@ -35,6 +68,9 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
     assert {w: r["useful_tokens_per_s"] for w, r in best.items()} == {"ours": 130, "hf-examples": 40, "seeds": 26}
     assert best["seeds"]["speedup_of_ours"] == 5.0 and best["hf-examples"]["speedup_of_ours"] == 3.25
     assert "best of 2 interleaved run(s)" in (tmp_path / "t.md").read_text()
+    # where the step goes: the ceiling is the in-step matmul rate over the bf16 roofline
+    assert report["step_profile"][0]["ceiling"] == 0.9
+    assert "| bert | 300 ms | 50% | 9 GFLOP/s | 90% | bernoulli_ 14%, copy_ 4% | 10% |" in (tmp_path / "t.md").read_text()
 
 
 def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_path):
@@ -53,6 +89,7 @@ def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_pa
 
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
+    monkeypatch.setattr(bench, "step_profile", fake_step_profile)
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     bench.main(["--cases", "bert", "--parity-seeds", "2", "--no-quality", "--out", "t"])
     parity_runs = [r for r in runs if r[1] is not None]
