@@ -70,16 +70,20 @@ PARITY = [("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")), ("senti
           ("causal_lm", 64, ("ours", "ours-fp32", "hf-examples"))]
 
 
-def throughput(case: str, way: str, *extra: str) -> dict:
-    out, _ = run_child([sys.executable, "-m", "benchmarks.throughput", case, way, "--steps",
-                        str((STEPS_CAUSAL if case == "causal_lm" else STEPS)[way]), *extra])
+def child_result(module: str, *args: str) -> dict:
+    """Run `python -m module args` in a fresh process and return the JSON of its RESULT line."""
+    out, _ = run_child([sys.executable, "-m", module, *args])
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
 
+def throughput(case: str, way: str, *extra: str) -> dict:
+    steps = (STEPS_CAUSAL if case == "causal_lm" else STEPS)[way]
+    return child_result("benchmarks.throughput", case, way, "--steps", str(steps), *extra)
+
+
 def step_profile(case: str) -> dict:
-    out, _ = run_child([sys.executable, "-m", "benchmarks.step_profile", case])
-    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+    return child_result("benchmarks.step_profile", case)
 
 
 QUALITY_KEYS = ("test_accuracy", "test_macro_f1", "test_perplexity_before", "test_perplexity")
