@@ -7,7 +7,7 @@ ARGS ?=
 FROM ?= bert_classification
 MODEL ?= outputs/bert_classification
 
-.PHONY: help env recipes new-recipe sentiment bert causal-lm serve test test-fast bench bench-techniques clean
+.PHONY: help env recipes new-recipe sentiment bert causal-lm serve test test-fast lint bench bench-techniques clean
 
 help:
 	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
@@ -17,6 +17,7 @@ help:
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
 	@echo "make serve MODEL=outputs/bert_classification   HTTP server: /health, /predict, /generate (port 8000)"
 	@echo "make test        the whole test suite (~9 min on 2 CPU cores); make test-fast skips the slow ones"
+	@echo "make lint        ruff: lint and format check (make lint ARGS=--fix fixes what it can)"
 	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
 	@echo "make bench-techniques  plain vs freezing vs gradual unfreezing vs layer-wise LR vs LoRA (~20 min)"
 	@echo "make env         create .venv with pinned dependencies and the embedded assets"
@@ -53,6 +54,10 @@ serve: env
 
 test: env
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: env
+	$(BIN)/ruff check $(ARGS) .
+	$(BIN)/ruff format --check .
 
 test-fast: env
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

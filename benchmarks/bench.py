@@ -66,15 +66,18 @@ def run_child(command: list[str]) -> tuple[str, float]:
 
 # (case, training examples, ways): the decoder's fp32 padding baselines would take most of an hour, so the
 # decoder classifier compares bf16 with fp32 on our data path only; the causal LM trains on 64 blocks
-PARITY = [("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")), ("sentiment", 800, ("ours", "ours-fp32")),
-          ("causal_lm", 64, ("ours", "ours-fp32", "hf-examples"))]
+PARITY = [
+    ("bert", 2000, ("ours", "ours-fp32", "hf-examples", "seeds")),
+    ("sentiment", 800, ("ours", "ours-fp32")),
+    ("causal_lm", 64, ("ours", "ours-fp32", "hf-examples")),
+]
 
 
 def child_result(module: str, *args: str) -> dict:
     """Run `python -m module args` in a fresh process and return the JSON of its RESULT line."""
     out, _ = run_child([sys.executable, "-m", module, *args])
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def throughput(case: str, way: str, *extra: str) -> dict:
@@ -91,13 +94,26 @@ QUALITY_KEYS = ("test_accuracy", "test_macro_f1", "test_perplexity_before", "tes
 
 def time_to_quality(recipe: str) -> dict:
     output = RESULTS / f"tmp-{recipe}"
-    out, seconds = run_child([sys.executable, "-m", "benchmarks.peak_rss", f"recipes/{recipe}.py",
-                              "--output-dir", str(output), "--overwrite"])
+    out, seconds = run_child(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.peak_rss",
+            f"recipes/{recipe}.py",
+            "--output-dir",
+            str(output),
+            "--overwrite",
+        ]
+    )
     peak = float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK_RSS_MB")))
     metrics = json.loads((output / "metrics.json").read_text())
     shutil.rmtree(output)
-    return {"recipe": recipe, "wall_seconds": seconds, **{k: metrics[k] for k in QUALITY_KEYS if k in metrics},
-            "peak_rss_mb": peak}
+    return {
+        "recipe": recipe,
+        "wall_seconds": seconds,
+        **{k: metrics[k] for k in QUALITY_KEYS if k in metrics},
+        "peak_rss_mb": peak,
+    }
 
 
 def parity_summary(parity: list[dict]) -> list[dict]:
@@ -105,8 +121,17 @@ def parity_summary(parity: list[dict]) -> list[dict]:
     rows: dict[tuple[str, str], dict] = {}
     for r in parity:
         metric = "accuracy" if r.get("test_accuracy") is not None else "perplexity"
-        row = rows.setdefault((r["case"], r["way"]), {"case": r["case"], "way": r["way"], "precision": r["precision"],
-                                                      "metric": metric, "values": [], "speeds": []})
+        row = rows.setdefault(
+            (r["case"], r["way"]),
+            {
+                "case": r["case"],
+                "way": r["way"],
+                "precision": r["precision"],
+                "metric": metric,
+                "values": [],
+                "speeds": [],
+            },
+        )
         row["values"].append(r[f"test_{metric}"])
         row["speeds"].append(r["examples_per_s"])
     for row in rows.values():
@@ -118,35 +143,56 @@ def parity_summary(parity: list[dict]) -> list[dict]:
 def markdown(report: dict) -> str:
     roof = report["roofline"]
     repeats = report["throughput"][0].get("repeats", 1) if report["throughput"] else 1
-    lines = [f"Machine: {report['machine']}; matmul roofline fp32 {roof['fp32_gflops']:.0f} GFLOP/s, "
-             f"bf16 {roof['bf16_gflops']:.0f} GFLOP/s. Throughput: best of {repeats} interleaved run(s) per way.", "",
-             "| recipe | way | precision | useful tokens/s | examples/s | padding | GFLOP/s | of bf16 roofline | ours vs this | peak RSS |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {report['machine']}; matmul roofline fp32 {roof['fp32_gflops']:.0f} GFLOP/s, "
+        f"bf16 {roof['bf16_gflops']:.0f} GFLOP/s. Throughput: best of {repeats} interleaved run(s) per way.",
+        "",
+        "| recipe | way | precision | useful tokens/s | examples/s | padding | GFLOP/s | of bf16 roofline | ours vs this | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["throughput"]:
-        lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} "
-                     f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
-                     f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |")
+        lines.append(
+            f"| {r['case']} | {r['way']} | {r['precision']} | {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} "
+            f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
+            f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |"
+        )
     if report.get("step_profile"):
-        lines += ["", "| where an ours step goes | step | in dense matmuls | their rate in the step | ceiling: of bf16 roofline "
-                  "| largest other ops | outside any op |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| where an ours step goes | step | in dense matmuls | their rate in the step | ceiling: of bf16 roofline "
+            "| largest other ops | outside any op |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in report["step_profile"]:
             others = ", ".join(f"{name.removeprefix('aten::')} {share:.0%}" for name, share in p["other_ops"][:4])
-            lines.append(f"| {p['case']} | {p['step_ms']:.0f} ms | {p['matmul_share']:.0%} | {p['matmul_gflops_in_step']:.0f} GFLOP/s "
-                         f"| {p['ceiling']:.0%} | {others} | {p['outside_ops_share']:.0%} |")
+            lines.append(
+                f"| {p['case']} | {p['step_ms']:.0f} ms | {p['matmul_share']:.0%} | {p['matmul_gflops_in_step']:.0f} GFLOP/s "
+                f"| {p['ceiling']:.0%} | {others} | {p['outside_ops_share']:.0%} |"
+            )
     if report.get("parity"):
-        lines += ["", "| quality parity | way | precision | train examples/s | seeds | test accuracy or perplexity (mean, each seed) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| quality parity | way | precision | train examples/s | seeds | test accuracy or perplexity (mean, each seed) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in parity_summary(report["parity"]):
             each = ", ".join(f"{v:.4f}" for v in r["values"])
-            lines.append(f"| {r['case']} | {r['way']} | {r['precision']} | {r['examples_per_s']:.1f} | {len(r['values'])} "
-                         f"| {r['metric']} {r['mean']:.4f} ({each}) |")
+            lines.append(
+                f"| {r['case']} | {r['way']} | {r['precision']} | {r['examples_per_s']:.1f} | {len(r['values'])} "
+                f"| {r['metric']} {r['mean']:.4f} ({each}) |"
+            )
     if report.get("time_to_quality"):
-        lines += ["", "| default run | wall time | test accuracy | macro-F1 | perplexity before -> after | peak RSS |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| default run | wall time | test accuracy | macro-F1 | perplexity before -> after | peak RSS |",
+            "|---|---|---|---|---|---|",
+        ]
         for q in report["time_to_quality"]:
             cells = [f"{q[k]:.4f}" if k in q else "-" for k in ("test_accuracy", "test_macro_f1")]
             ppl = f"{q['test_perplexity_before']:.2f} -> {q['test_perplexity']:.2f}" if "test_perplexity" in q else "-"
-            lines.append(f"| {q['recipe']} | {q['wall_seconds']:.0f} s | {' | '.join(cells)} | {ppl} | {q['peak_rss_mb']:.0f} MB |")
+            lines.append(
+                f"| {q['recipe']} | {q['wall_seconds']:.0f} s | {' | '.join(cells)} | {ppl} | {q['peak_rss_mb']:.0f} MB |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -155,12 +201,20 @@ def main(argv=None):
     parser.add_argument("--cases", nargs="+", default=["sentiment", "bert", "causal_lm"])
     parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs (~15 min)")
     parser.add_argument("--no-parity", action="store_true", help="skip the accuracy-parity runs (~10 min)")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="measure every way this many times, in interleaved rounds, and keep each way's best: "
-                             "run-to-run noise here is 10-20%%, and a round sees every way under the same load")
-    parser.add_argument("--parity-seeds", type=int, default=1,
-                        help="repeat each classification parity run with this many seeds (42, 43, ...): one epoch on "
-                             "a small set moves test accuracy by about a point from seed to seed")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure every way this many times, in interleaved rounds, and keep each way's best: "
+        "run-to-run noise here is 10-20%%, and a round sees every way under the same load",
+    )
+    parser.add_argument(
+        "--parity-seeds",
+        type=int,
+        default=1,
+        help="repeat each classification parity run with this many seeds (42, 43, ...): one epoch on "
+        "a small set moves test accuracy by about a point from seed to seed",
+    )
     parser.add_argument("--out", default="latest", help="results go to benchmarks/results/OUT.json and OUT.md")
     args = parser.parse_args(argv)
 
@@ -188,15 +242,25 @@ def main(argv=None):
                     r = throughput(case, way, "--train-examples", str(n_train), "--seed", str(seed))
                     print(json.dumps(r), flush=True)
                     parity.append(r)
-    quality = [] if args.no_quality else [time_to_quality(r) for r in ("gpt2_sentiment", "bert_classification", "causal_lm")]
+    quality = (
+        [] if args.no_quality else [time_to_quality(r) for r in ("gpt2_sentiment", "bert_classification", "causal_lm")]
+    )
     # the peak again at the end (the machine may have been busier at the start), the best of both is the roofline
-    roofline = {k: max(v, matmul_gflops(torch.float32 if k.startswith("fp32") else torch.bfloat16)) for k, v in roofline.items()}
+    roofline = {
+        k: max(v, matmul_gflops(torch.float32 if k.startswith("fp32") else torch.bfloat16)) for k, v in roofline.items()
+    }
     for r in results:
         r["roofline_fraction"] = r["gflops_per_s"] / roofline["bf16_gflops"]
     for p in profiles:
         p["ceiling"] = p["matmul_gflops_in_step"] / roofline["bf16_gflops"]
-    report = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "roofline": roofline, "throughput": results, "step_profile": profiles, "parity": parity, "time_to_quality": quality}
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "roofline": roofline,
+        "throughput": results,
+        "step_profile": profiles,
+        "parity": parity,
+        "time_to_quality": quality,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(report))

@@ -46,11 +46,15 @@ class ProfileTimedSteps(TrainerCallback):
 def breakdown(self_seconds: dict[str, float], seconds: float, dense_flops: float, top: int = 6) -> dict:
     """Shares of `seconds` by op (self time), the dense matmuls' in-step rate, and the `top` other ops."""
     matmul = sum(self_seconds.get(name, 0.0) for name in DENSE_MATMULS)
-    others = sorted(((name, t) for name, t in self_seconds.items() if name not in DENSE_MATMULS),
-                    key=lambda item: -item[1])
-    return {"matmul_share": matmul / seconds, "matmul_gflops_in_step": dense_flops / matmul / 1e9,
-            "other_ops": [[name, t / seconds] for name, t in others[:top]],
-            "outside_ops_share": 1 - sum(self_seconds.values()) / seconds}  # Python, the data loader, waiting
+    others = sorted(
+        ((name, t) for name, t in self_seconds.items() if name not in DENSE_MATMULS), key=lambda item: -item[1]
+    )
+    return {
+        "matmul_share": matmul / seconds,
+        "matmul_gflops_in_step": dense_flops / matmul / 1e9,
+        "other_ops": [[name, t / seconds] for name, t in others[:top]],
+        "outside_ops_share": 1 - sum(self_seconds.values()) / seconds,
+    }  # Python, the data loader, waiting
 
 
 def profile_steps(case: str, steps: int, warmup: int) -> dict:
@@ -61,8 +65,12 @@ def profile_steps(case: str, steps: int, warmup: int) -> dict:
         if event.key.startswith(("aten::", "autograd::")) or "Optimizer" in event.key:
             self_seconds[event.key] = event.self_cpu_time_total / 1e6
     dense_flops = result["useful_tokens_per_s"] * result["seconds"] * result["flops_per_useful_token"]
-    return {"case": case, "steps": result["steps"], "step_ms": 1000 * callback.seconds / result["steps"],
-            **breakdown(self_seconds, callback.seconds, dense_flops)}
+    return {
+        "case": case,
+        "steps": result["steps"],
+        "step_ms": 1000 * callback.seconds / result["steps"],
+        **breakdown(self_seconds, callback.seconds, dense_flops),
+    }
 
 
 def main(argv=None):
@@ -72,8 +80,10 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args(argv)
     result = profile_steps(args.case, args.steps, args.warmup)
-    print(f"{args.case}: {result['step_ms']:.0f} ms a step, {result['matmul_share']:.0%} of it in dense matmuls "
-          f"at {result['matmul_gflops_in_step']:.0f} GFLOP/s; the largest other ops:")
+    print(
+        f"{args.case}: {result['step_ms']:.0f} ms a step, {result['matmul_share']:.0%} of it in dense matmuls "
+        f"at {result['matmul_gflops_in_step']:.0f} GFLOP/s; the largest other ops:"
+    )
     for name, share in result["other_ops"]:
         print(f"  {share:6.1%}  {name}")
     print(f"  {result['outside_ops_share']:6.1%}  outside any op (Python, data loading)")

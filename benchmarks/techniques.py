@@ -28,12 +28,28 @@ TECHNIQUES = {
 
 def run(name: str, flags: list[str], n_train: int) -> dict:
     output = RESULTS / "tmp-techniques"
-    _, seconds = run_child([sys.executable, "recipes/gpt2_sentiment.py", "--max-train-samples", str(n_train),
-                            "--output-dir", str(output), "--overwrite", *flags])
+    _, seconds = run_child(
+        [
+            sys.executable,
+            "recipes/gpt2_sentiment.py",
+            "--max-train-samples",
+            str(n_train),
+            "--output-dir",
+            str(output),
+            "--overwrite",
+            *flags,
+        ]
+    )
     metrics = json.loads((output / "metrics.json").read_text())
     shutil.rmtree(output)
-    return {"technique": name, "flags": " ".join(flags), "test_accuracy": metrics["test_accuracy"],
-            "test_macro_f1": metrics["test_macro_f1"], "train_seconds": metrics["train_runtime"], "wall_seconds": seconds}
+    return {
+        "technique": name,
+        "flags": " ".join(flags),
+        "test_accuracy": metrics["test_accuracy"],
+        "test_macro_f1": metrics["test_macro_f1"],
+        "train_seconds": metrics["train_runtime"],
+        "wall_seconds": seconds,
+    }
 
 
 def main(argv=None):
@@ -44,10 +60,16 @@ def main(argv=None):
     for name, flags in TECHNIQUES.items():
         rows.append(run(name, flags, args.train))
         print(json.dumps(rows[-1]), flush=True)
-    lines = [f"SmolLM2-135M on Rotten Tomatoes, {args.train} training snippets, 1 epoch, seed 42, test = 1,275 snippets.", "",
-             "| technique | flags | test accuracy | macro-F1 | training time |", "|---|---|---|---|---|"]
-    lines += [f"| {r['technique']} | `{r['flags']}` | {r['test_accuracy']:.4f} | {r['test_macro_f1']:.4f} | {r['train_seconds']:.0f} s |"
-              for r in rows]
+    lines = [
+        f"SmolLM2-135M on Rotten Tomatoes, {args.train} training snippets, 1 epoch, seed 42, test = 1,275 snippets.",
+        "",
+        "| technique | flags | test accuracy | macro-F1 | training time |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['technique']} | `{r['flags']}` | {r['test_accuracy']:.4f} | {r['test_macro_f1']:.4f} | {r['train_seconds']:.0f} s |"
+        for r in rows
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "techniques.json").write_text(json.dumps(rows, indent=2) + "\n")
     (RESULTS / "techniques.md").write_text("\n".join(lines) + "\n")

@@ -34,22 +34,30 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
 
-from common import assets, data, modeling, tokenization, training  # noqa: E402
-from common.metrics import classification_metrics  # noqa: E402
+from common import assets  # noqa: E402
+from common.config import ModelConfig  # noqa: E402
+from common.data import tables, tokens  # noqa: E402
+from common.evaluate.metrics import classification_metrics  # noqa: E402
+from common.model import adapt, load_causal_lm, load_classifier, load_tokenizer, pad_with_end_of_text  # noqa: E402
+from common.runtime import precision_flags, scratch_dir  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 
 
-def recipe_case(defaults: dict, kind: str, length_key: str) -> dict:
+def recipe_case(defaults, kind: str, max_length: int) -> dict:
     """The settings that shape a training step, read from a recipe's DEFAULTS so the bench follows the recipe."""
-    return dict(model=defaults["model"], freeze_layers=defaults.get("freeze_layers", 0),
-                freeze_embeddings=defaults.get("freeze_embeddings", False),
-                batch_size=defaults["batch_size"], max_length=defaults[length_key], kind=kind)
+    return dict(
+        model=defaults.model.model,
+        techniques=defaults.techniques,
+        batch_size=defaults.training.batch_size,
+        max_length=max_length,
+        kind=kind,
+    )
 
 
 CASES = {
-    "sentiment": recipe_case(gpt2_sentiment.DEFAULTS, "classification", "max_length"),
-    "bert": recipe_case(bert_classification.DEFAULTS, "classification", "max_length"),
-    "causal_lm": recipe_case(causal_lm.DEFAULTS, "causal", "block_size"),
+    "sentiment": recipe_case(gpt2_sentiment.DEFAULTS, "classification", gpt2_sentiment.DEFAULTS.data.max_length),
+    "bert": recipe_case(bert_classification.DEFAULTS, "classification", bert_classification.DEFAULTS.data.max_length),
+    "causal_lm": recipe_case(causal_lm.DEFAULTS, "causal", causal_lm.DEFAULTS.data.block_size),
 }
 # ours-fp32: our data path without bf16; ours-compile: ours plus --compile (compile time excluded by the warmup)
 WAYS = ("ours", "ours-fp32", "ours-compile", "hf-examples", "seeds")
@@ -88,14 +96,14 @@ def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int
     """(train, test, collator), from the same cleaned, seeded 80/10/10 split as the recipes, padded `way`'s way."""
     import datasets
 
-    splits = data.clean({"train": assets.load_dataset_frame("embedded:rotten-tomatoes")}, ["text"], "label")
-    splits = data.split(splits, seed, stratify="label")
-    splits = {"train": data.subsample(splits["train"], n_train, seed), "test": splits["test"]}
-    splits, _ = data.encode_labels(splits, "label")
+    splits = tables.clean({"train": assets.load_dataset_frame("embedded:rotten-tomatoes")}, ["text"], "label")
+    splits = tables.split(splits, seed, stratify="label")
+    splits = {"train": tables.subsample(splits["train"], n_train, seed), "test": splits["test"]}
+    splits, _ = tables.encode_labels(splits, "label")
 
     def encode(frame):
         if way.startswith("ours"):  # ours, ours-fp32, ours-compile: the recipes' own data path
-            return tokenization.classification_dataset(frame, tokenizer, ["text"], case["max_length"])
+            return tokens.classification_dataset(frame, tokenizer, ["text"], case["max_length"])
         if way == "hf-examples":
             encoded = tokenizer(frame["text"].tolist(), padding="max_length", max_length=128, truncation=True)
         else:  # seeds: pad everything to the longest example in the whole set
@@ -103,7 +111,7 @@ def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int
         columns = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
         return datasets.Dataset.from_dict({**columns, "labels": frame["labels"].tolist()})
 
-    collator = tokenization.padding_collator(tokenizer) if way.startswith("ours") else default_data_collator
+    collator = tokens.padding_collator(tokenizer) if way.startswith("ours") else default_data_collator
     return encode(splits["train"]), encode(splits["test"]), collator
 
 
@@ -117,52 +125,73 @@ def plain_perplexity(model, blocks, batch_size: int = 8) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(blocks), batch_size):
-            ids = torch.as_tensor(np.asarray(blocks[start:start + batch_size]), device=model.device)
+            ids = torch.as_tensor(np.asarray(blocks[start : start + batch_size]), device=model.device)
             n = ids[:, 1:].numel()
             total += model(input_ids=ids, labels=ids).loss.item() * n
             count += n
     return math.exp(total / count)
 
 
-def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None,
-            callbacks=None) -> dict:
+def measure(
+    case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None, callbacks=None
+) -> dict:
     """Throughput over `steps` optimizer steps after `warmup`; with `train_examples`, instead one whole epoch
     over that many examples followed by test accuracy (the throughput then covers the epoch after warmup).
     `callbacks` go to the Trainer (benchmarks/step_profile.py profiles steps through one)."""
     case = CASES[case_name]
     fast = way.startswith("ours")
     set_seed(seed)
-    tokenizer = modeling.load_tokenizer(case["model"])
+    tokenizer = pad_with_end_of_text(load_tokenizer(case["model"]))
     n_examples = (steps + warmup + 2) * case["batch_size"]
     test = None
     if case["kind"] == "classification":
-        dataset, test, collator = classification_data(case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed)
-        model = modeling.load_classifier(case["model"], ["fresh", "rotten"], tokenizer, max_length=case["max_length"],
-                                         attention="auto" if fast else "sdpa")
+        dataset, test, collator = classification_data(
+            case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed
+        )
+        spec = ModelConfig(model=case["model"], attention="auto" if fast else "sdpa")
+        model = load_classifier(spec, ["fresh", "rotten"], tokenizer, max_length=case["max_length"])
     else:
         documents = assets.load_dataset_frame("embedded:shakespeare")["text"].tolist()
-        blocks = tokenization.blocks_from_tokens(tokenization.corpus_tokens(documents, tokenizer), case["max_length"])
+        blocks = tokens.blocks_from_tokens(tokens.corpus_tokens(documents, tokenizer), case["max_length"])
         test = blocks[-PARITY_TEST_BLOCKS:]  # held out: the end of the corpus
         blocks = blocks[: train_examples or n_examples * 2]  # ours: --packing documents (the recipe's default)
-        positions = tokenization.document_position_ids(blocks, tokenizer.eos_token_id) if fast else None
-        dataset, collator = tokenization.lm_dataset(blocks, positions), default_data_collator
-        model = modeling.load_causal_lm(case["model"], tokenizer, block_size=case["max_length"],
-                                        attention="auto" if fast else "sdpa")
+        positions = tokens.document_position_ids(blocks, tokenizer.eos_token_id) if fast else None
+        dataset, collator = tokens.lm_dataset(blocks, positions), default_data_collator
+        spec = ModelConfig(model=case["model"], attention="auto" if fast else "sdpa")
+        model = load_causal_lm(spec, tokenizer, block_size=case["max_length"])
     # the recipes' own model changes: --freeze-*, and for the causal LM our way --lm-loss chunked (not with --compile)
-    flags = argparse.Namespace(**case, lm_loss="chunked" if fast else "standard", compile=way == "ours-compile")
-    model = modeling.adapt(model, flags, task="classification" if case["kind"] == "classification" else "causal_lm")
-    budget = dict(num_train_epochs=1, learning_rate=1e-4) if train_examples else dict(max_steps=warmup + steps, learning_rate=1e-5)
+    task = "classification" if case["kind"] == "classification" else "causal_lm"
+    model = adapt(model, case["techniques"], task, chunked_lm_loss=fast and way != "ours-compile")
+    budget = (
+        dict(num_train_epochs=1, learning_rate=1e-4)
+        if train_examples
+        else dict(max_steps=warmup + steps, learning_rate=1e-5)
+    )
     args = TrainingArguments(
-        output_dir=training.scratch_dir(), **budget, warmup_steps=0.1,
-        per_device_train_batch_size=case["batch_size"], per_device_eval_batch_size=64,
-        report_to="none", save_strategy="no", eval_strategy="no", disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(), seed=seed, logging_strategy="no",
+        output_dir=scratch_dir(),
+        **budget,
+        warmup_steps=0.1,
+        per_device_train_batch_size=case["batch_size"],
+        per_device_eval_batch_size=64,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        seed=seed,
+        logging_strategy="no",
         train_sampling_strategy="group_by_length" if fast and case["kind"] == "classification" else "random",
         torch_compile=way == "ours-compile",
-        **training.precision_flags("auto" if way in ("ours", "ours-compile") else "fp32"),
+        **precision_flags("auto" if way in ("ours", "ours-compile") else "fp32"),
     )
-    trainer = TimedTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                           compute_metrics=classification_metrics, callbacks=callbacks)
+    trainer = TimedTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        compute_metrics=classification_metrics,
+        callbacks=callbacks,
+    )
     trainer.train()
     finished = time.perf_counter()  # the last step ends when train() returns (no checkpoint, no eval to wait for)
     log = trainer.step_log[warmup:]
@@ -175,7 +204,12 @@ def measure(case_name: str, way: str, steps: int, warmup: int, seed: int = 42, t
     elif train_examples:
         quality["test_perplexity"] = plain_perplexity(model, test)
     return {
-        "case": case_name, "way": way, "seed": seed, "steps": len(log), "seconds": elapsed, **quality,
+        "case": case_name,
+        "way": way,
+        "seed": seed,
+        "steps": len(log),
+        "seconds": elapsed,
+        **quality,
         "useful_tokens_per_s": useful / elapsed,
         "examples_per_s": sum(s[3] for s in log) / elapsed,
         "padding_fraction": 1 - useful / sum(s[2] for s in log),
@@ -192,8 +226,11 @@ def main(argv=None):
     parser.add_argument("way", choices=WAYS)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--train-examples", type=int,
-                        help="train one epoch on this many examples (causal LM: blocks), then test accuracy (perplexity)")
+    parser.add_argument(
+        "--train-examples",
+        type=int,
+        help="train one epoch on this many examples (causal LM: blocks), then test accuracy (perplexity)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     result = measure(args.case, args.way, args.steps, args.warmup, args.seed, train_examples=args.train_examples)

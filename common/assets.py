@@ -74,7 +74,7 @@ def _unknown(kind: str, name: str, known: dict) -> UserError:
 
 def model_dir(name: str) -> Path:
     """Local folder for an embedded model name, preparing it on first use."""
-    key = name[len(PREFIX):]
+    key = name[len(PREFIX) :]
     if key == "minilm-l6":
         return package_dir("minilm") / "model"
     if key == "smollm2-135m":
@@ -150,7 +150,7 @@ def gpt2_tokenizer_dir() -> Path:
 
 def load_dataset_frame(name: str):
     """An embedded dataset as a pandas DataFrame (classification: text,label; corpus: title,text)."""
-    key = name[len(PREFIX):]
+    key = name[len(PREFIX) :]
     if key == "rotten-tomatoes":
         return _rotten_tomatoes()
     if key == "shakespeare":

@@ -15,64 +15,68 @@ freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dr
 early stopping, long texts (head+tail, sliding windows), augmentation.
 """
 
-from transformers import set_seed
+from common.config import ClassificationConfig, ClassificationData, ClassificationOutput, ModelConfig, TrainingConfig
+from common.data import classification_datasets, classification_splits, padding_collator
+from common.evaluate import classification_metrics, evaluate_classifier
+from common.model import adapt, load_classifier, load_tokenizer
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
 
-from common import cli, crossval, data, evaluation, lora, modeling, outputs, reporting, search, tokenization, training
-from common.metrics import classification_metrics
-
-DEFAULTS = dict(
-    model="embedded:minilm-l6",
-    dataset="embedded:rotten-tomatoes",
-    epochs=2,
-    lr=1e-4,  # small encoders like MiniLM want a higher rate than BERT-base's usual 2e-5
-    batch_size=32,
-    max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
-    max_eval_samples=1000,  # validation after each epoch; the test split is always used whole
-    output_dir="outputs/bert_classification",
+# What this recipe runs with no flags; every flag (see --help) changes one of these settings.
+DEFAULTS = ClassificationConfig(
+    model=ModelConfig(model="embedded:minilm-l6"),
+    data=ClassificationData(
+        dataset="embedded:rotten-tomatoes",
+        max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
+        max_eval_samples=1000,  # validation after each epoch; the test split is always used whole
+    ),
+    # small encoders like MiniLM want a higher rate than BERT-base's usual 2e-5
+    training=TrainingConfig(epochs=2, lr=1e-4, batch_size=32),
+    output=ClassificationOutput(output_dir="outputs/bert_classification"),
 )
 
 
-def main(argv=None):
-    # 1. arguments
-    args = cli.parse(cli.classification_parser(__doc__, **DEFAULTS), argv)
-    outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
-    resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
-    if args.kfold or args.search:  # several runs of this same main(): cross-validation folds or search trials
-        return (crossval if args.kfold else search).run(main, args, argv)
-    set_seed(args.seed)
+def main(config: ClassificationConfig = DEFAULTS) -> dict:
+    """One run: train, evaluate on the test split, save. Returns the metrics (also in OUTPUT_DIR/metrics.json)."""
+    # 1. the run: output folder checked, random state seeded, the checkpoint to --resume from (or None)
+    resume = start_run(config)
 
     # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
-    splits, label_names = data.classification_splits(args)
+    splits, label_names = classification_splits(config.data, config.training.seed)
 
-    # 3. model: tokenizer, encoder with a new classification head sized to the labels
-    tokenizer, model = modeling.classification_setup(args, label_names)
-    datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length,
-                                                    args.long_text, args.stride)
+    # 3. model: the encoder with a new classification head sized to the labels; then --freeze-*, --dropout, --lora-r
+    tokenizer = load_tokenizer(config.model.model, config.model.trust_remote_code)
+    model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
+    model = adapt(model, config.techniques, config.task)
+    datasets = classification_datasets(
+        splits, tokenizer, config.data.text_column, config.data.max_length, config.data.long_text, config.data.stride
+    )
 
-    # 4. Trainer (a Trainer that also knows the technique flags; all None unless given)
-    trainer = training.RecipeTrainer(
+    # 4. Trainer; the techniques' loss (--loss, --class-weights), callbacks and learning-rate groups come in `hooks`
+    hooks = technique_hooks(config, model, splits["train"]["labels"], label_names)
+    trainer = RecipeTrainer(
         model=model,
-        args=training.training_arguments(args, training.scratch_dir()),
+        args=training_arguments(config),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
-        data_collator=tokenization.padding_collator(tokenizer),
+        data_collator=padding_collator(tokenizer),
         compute_metrics=classification_metrics,
-        layer_lr_decay=args.layer_lr_decay,
-        gradual_unfreeze=args.gradual_unfreeze,
-        class_weights=training.class_weights(args.class_weights, splits["train"]["labels"], label_names),
-        callbacks=training.callbacks(args),  # early stopping
+        **hooks,
     )
 
     # 5. train, 6. evaluate on the held-out test split: every metric, the errors ranked, per class, --explain
     train_result = trainer.train(resume_from_checkpoint=resume)
-    test = evaluation.classification(trainer, datasets["test"], splits, label_names, args.text_column, args.explain, tokenizer)
+    test = evaluate_classifier(
+        trainer, datasets["test"], splits, label_names, config.data.text_column, config.output.explain, tokenizer
+    )
     metrics = {**train_result.metrics, **test.metrics}
-    reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
+    print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, report.md, plots
-    outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
-                     trainer.state.log_history, test)
+    # 7. save model (or LoRA adapter), tokenizer, metrics, report.md, plots
+    save_run(config, model, tokenizer, metrics, trainer.state.log_history, test)
+    return metrics
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command_line(main, DEFAULTS)  # flags -> config; --kfold / --search run main() once per fold / trial

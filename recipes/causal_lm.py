@@ -14,79 +14,85 @@ datasets; a generated sample from --prompt after training; freezing, gradual unf
 learning rates, LoRA, dropout/label smoothing and early stopping (see the README's Techniques).
 """
 
-from transformers import default_data_collator, set_seed
+from transformers import default_data_collator
 
-from common import cli, data, evaluation, lora, modeling, outputs, reporting, search, tokenization, training
-from common.metrics import causal_lm_metrics, next_token_predictions
+from common.config import CausalLMConfig, CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig
+from common.data import check_max_length, corpus_blocks, corpus_splits, lm_datasets
+from common.evaluate import causal_lm_metrics, evaluate_causal_lm, evaluate_split, next_token_predictions
+from common.model import adapt, generate, load_causal_lm, load_config, load_tokenizer, pad_with_end_of_text
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
 
-DEFAULTS = dict(
-    model="embedded:smollm2-135m",
-    dataset="embedded:shakespeare",
-    epochs=1,
-    lr=1e-4,
-    batch_size=8,
-    block_size=256,
-    max_train_samples=160,  # blocks per epoch: ~41k tokens, ~3 minutes an epoch on 2 CPU cores
-    max_eval_samples=32,  # validation blocks after each epoch
-    max_test_samples=64,  # test blocks for the before/after perplexity
-    prompt="ROMEO:\n",
-    output_dir="outputs/causal_lm",
+# What this recipe runs with no flags; every flag (see --help) changes one of these settings.
+DEFAULTS = CausalLMConfig(
+    model=ModelConfig(model="embedded:smollm2-135m"),
+    data=CorpusData(
+        dataset="embedded:shakespeare",
+        block_size=256,
+        max_train_samples=160,  # blocks per epoch: ~41k tokens, ~3 minutes an epoch on 2 CPU cores
+        max_eval_samples=32,  # validation blocks after each epoch
+        max_test_samples=64,  # test blocks for the before/after perplexity
+    ),
+    training=CausalLMTraining(epochs=1, lr=1e-4, batch_size=8),
+    output=CausalLMOutput(output_dir="outputs/causal_lm", prompt="ROMEO:\n"),
 )
+# the metrics printed at the end (metrics.json and report.md hold them all)
+SHOWN = ["test_perplexity_before", "test_perplexity", "perplexity_reduction", "test_next_token_accuracy",
+         "test_continuation_chrf", "train_runtime"]  # fmt: skip
 
 
-def main(argv=None):
-    # 1. arguments
-    args = cli.parse(cli.causal_lm_parser(__doc__, **DEFAULTS), argv)
-    outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
-    resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
-    if args.search:  # several runs of this same main(), one per trial of the hyperparameter search
-        return search.run(main, args, argv)
-    set_seed(args.seed)
+def main(config: CausalLMConfig = DEFAULTS) -> dict:
+    """One run: perplexity before, train, perplexity after, save. Returns the metrics (also in metrics.json)."""
+    # 1. the run: output folder checked, random state seeded, the checkpoint to --resume from (or None)
+    resume = start_run(config)
 
-    # 2. data: documents per split -> one token stream each -> blocks; no held-out files: split blocks 80/10/10;
-    #    --packing documents restarts positions at each document so documents in a block cannot see each other
-    documents = data.corpus_splits(args)
-    tokenizer = modeling.load_tokenizer(args.model, args.trust_remote_code)
-    tokenization.check_max_length(args.block_size, modeling.load_config(args.model, args.trust_remote_code), "--block-size")
-    blocks = tokenization.corpus_blocks(documents, tokenizer, args.block_size, args.seed)
-    limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
-    datasets = tokenization.lm_datasets(blocks, limits, args.seed, args.packing, tokenizer.eos_token_id)
+    # 2. data: the documents of each split (files, a hub dataset or the embedded corpus), cleaned
+    documents = corpus_splits(config.data)
 
-    # 3. model
-    model = modeling.load_causal_lm(args.model, tokenizer, args.trust_remote_code, args.allow_pickle, args.block_size,
-                                    args.attention)
-    model = modeling.adapt(model, args, task="causal_lm")  # --dropout, --freeze-*, --lm-loss, --lora-r
+    # 3. tokens: documents -> one token stream per split -> blocks; no held-out files: split blocks 80/10/10;
+    #    --packing documents restarts positions at each document so documents in a block cannot see each other.
+    #    A decoder has no pad token: it pads with end-of-text (for generation)
+    data, seed = config.data, config.training.seed
+    tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model, config.model.trust_remote_code))
+    model_config = load_config(config.model.model, config.model.trust_remote_code)
+    check_max_length(data.block_size, model_config, "--block-size")  # before tokenizing, not after
+    blocks = corpus_blocks(documents, tokenizer, data.block_size, seed)
+    limits = {"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_test_samples}
+    datasets = lm_datasets(blocks, limits, seed, data.packing, tokenizer.eos_token_id)
 
-    # 4. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
-    trainer = training.RecipeTrainer(
+    # 4. model; then --freeze-*, --dropout, --lm-loss, --lora-r
+    model = load_causal_lm(config.model, tokenizer, data.block_size)
+    model = adapt(model, config.techniques, config.task, chunked_lm_loss=config.training.chunked_lm_loss)
+
+    # 5. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
+    trainer = RecipeTrainer(
         model=model,
-        args=training.training_arguments(args, training.scratch_dir()),
+        args=training_arguments(config),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=default_data_collator,
         compute_metrics=causal_lm_metrics,
         preprocess_logits_for_metrics=next_token_predictions,
-        layer_lr_decay=args.layer_lr_decay,
-        gradual_unfreeze=args.gradual_unfreeze,
-        callbacks=training.callbacks(args),  # early stopping
+        **technique_hooks(config, model),  # callbacks and learning-rate groups of the techniques
     )
 
-    # 5. perplexity before, train, 6. perplexity after, the hardest passages, BLEU/chrF of continuations
-    before = training.evaluate(trainer, datasets["test"], "test")
+    # 6. perplexity before, train, perplexity after, the hardest passages, BLEU/chrF of continuations
+    before = evaluate_split(trainer, datasets["test"], "test")
     train_result = trainer.train(resume_from_checkpoint=resume)
-    test = evaluation.causal_lm(trainer, tokenizer, datasets)
+    test = evaluate_causal_lm(trainer, tokenizer, datasets)
     reduction = 1 - test.metrics["test_perplexity"] / before["test_perplexity"]
-    metrics = {**train_result.metrics, **test.metrics, "test_perplexity_before": before["test_perplexity"],
-               "test_next_token_accuracy_before": before["test_next_token_accuracy"], "perplexity_reduction": reduction}
-    reporting.print_metrics("Held-out test", metrics, ["test_perplexity_before", "test_perplexity", "perplexity_reduction",
-                                                       "test_next_token_accuracy", "test_continuation_chrf", "train_runtime"])
-    if args.prompt:
-        print(f"\nSample from {args.prompt!r}:\n{modeling.generate(model, tokenizer, args.prompt, args.max_new_tokens, args.seed)}")
+    metrics = {**train_result.metrics, **test.metrics, "perplexity_reduction": reduction}
+    metrics.update({f"{k}_before": before[k] for k in ("test_perplexity", "test_next_token_accuracy")})
+    print_metrics("Held-out test", metrics, SHOWN)
+    if config.output.prompt:
+        sample = generate(model, tokenizer, config.output.prompt, config.output.max_new_tokens, seed)
+        print(f"\nSample from {config.output.prompt!r}:\n{sample}")
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, report.md, plots
-    outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
-                     trainer.state.log_history, test)
+    # 7. save model (or LoRA adapter), tokenizer, metrics, report.md, plots
+    save_run(config, model, tokenizer, metrics, trainer.state.log_history, test)
+    return metrics
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command_line(main, DEFAULTS)  # flags -> config; --search runs main() once per trial

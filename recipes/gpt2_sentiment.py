@@ -1,8 +1,9 @@
 """Sentiment classification with a decoder language model (GPT-2 family, SmolLM2, Llama, ...).
 
-A decoder LM reads the text left to right; `AutoModelForSequenceClassification` puts a small linear head
-on the hidden state of the last real (non-pad) token. Decoder LMs such as GPT-2 have no pad token, so the
-end-of-text token pads batches, and its id is stored in the model config so pooling skips the padding.
+A decoder LM reads the text left to right, so only its last token has seen the whole text:
+`AutoModelForSequenceClassification` puts a small linear head on the hidden state of the last real (non-pad)
+token. Decoder LMs such as GPT-2 have no pad token, so the end-of-text token pads batches, and its id is stored
+in the model config so pooling skips the padding. Step 3 below is where this recipe differs from the BERT one.
 
 Out of the box: the embedded SmolLM2-135M on the embedded Rotten Tomatoes snippets (fresh vs rotten),
 bottom layers frozen, bf16 autocast where the CPU/GPU supports it.
@@ -16,66 +17,79 @@ freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dr
 early stopping, long texts (head+tail, sliding windows), augmentation.
 """
 
-from transformers import set_seed
+from common.config import (
+    ClassificationConfig,
+    ClassificationData,
+    ClassificationOutput,
+    ClassificationTechniques,
+    ModelConfig,
+    TrainingConfig,
+)
+from common.data import classification_datasets, classification_splits, padding_collator
+from common.evaluate import classification_metrics, evaluate_classifier
+from common.model import adapt, load_classifier, load_tokenizer, pad_with_end_of_text
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
 
-from common import cli, crossval, data, evaluation, lora, modeling, outputs, reporting, search, tokenization, training
-from common.metrics import classification_metrics
-
-DEFAULTS = dict(
-    model="embedded:smollm2-135m",
-    dataset="embedded:rotten-tomatoes",
-    freeze_layers=20,  # of 30 blocks: train the top third, the fastest way past 81% on 2 CPU cores
-    epochs=1,
-    lr=1e-4,
-    batch_size=16,
-    max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
-    max_train_samples=6000,
-    max_eval_samples=400,  # validation during training; the test split is always used whole
-    output_dir="outputs/gpt2_sentiment",
+# What this recipe runs with no flags; every flag (see --help) changes one of these settings.
+DEFAULTS = ClassificationConfig(
+    model=ModelConfig(model="embedded:smollm2-135m"),
+    data=ClassificationData(
+        dataset="embedded:rotten-tomatoes",
+        max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
+        max_train_samples=6000,
+        max_eval_samples=400,  # validation during training; the test split is always used whole
+    ),
+    training=TrainingConfig(epochs=1, lr=1e-4, batch_size=16),
+    # freeze 20 of the 30 blocks: training the top third is the fastest way past 81% on 2 CPU cores
+    techniques=ClassificationTechniques(freeze_layers=20),
+    output=ClassificationOutput(output_dir="outputs/gpt2_sentiment"),
 )
 
 
-def main(argv=None):
-    # 1. arguments
-    args = cli.parse(cli.classification_parser(__doc__, **DEFAULTS), argv)
-    outputs.check_output_dir(args.output_dir, args.overwrite, args.resume)
-    resume = outputs.resume_point(args)  # None, or the checkpoint --resume continues from
-    if args.kfold or args.search:  # several runs of this same main(): cross-validation folds or search trials
-        return (crossval if args.kfold else search).run(main, args, argv)
-    set_seed(args.seed)
+def main(config: ClassificationConfig = DEFAULTS) -> dict:
+    """One run: train, evaluate on the test split, save. Returns the metrics (also in OUTPUT_DIR/metrics.json)."""
+    # 1. the run: output folder checked, random state seeded, the checkpoint to --resume from (or None)
+    resume = start_run(config)
 
     # 2. data: load, clean (strip, drop empty/duplicate), split 80/10/10 if needed, label names -> ids
-    splits, label_names = data.classification_splits(args)
+    splits, label_names = classification_splits(config.data, config.training.seed)
 
-    # 3. model: tokenizer with a pad token, classifier head sized to the labels, then --freeze-*, --dropout, --lora-r
-    tokenizer, model = modeling.classification_setup(args, label_names)
-    datasets = tokenization.classification_datasets(splits, tokenizer, args.text_column, args.max_length,
-                                                    args.long_text, args.stride)
+    # 3. model, the decoder way: the tokenizer has no pad token, so batches are padded with end-of-text; the head
+    #    reads the last token that is not padding, so load_classifier stores that pad id in the model's config
+    tokenizer = load_tokenizer(config.model.model, config.model.trust_remote_code)
+    tokenizer = pad_with_end_of_text(tokenizer)
+    model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
+    model = adapt(model, config.techniques, config.task)  # --freeze-*, --dropout, --lora-r
+    datasets = classification_datasets(
+        splits, tokenizer, config.data.text_column, config.data.max_length, config.data.long_text, config.data.stride
+    )
 
-    # 4. Trainer (a Trainer that also knows the technique flags; all None unless given)
-    trainer = training.RecipeTrainer(
+    # 4. Trainer; the techniques' loss (--loss, --class-weights), callbacks and learning-rate groups come in `hooks`
+    hooks = technique_hooks(config, model, splits["train"]["labels"], label_names)
+    trainer = RecipeTrainer(
         model=model,
-        args=training.training_arguments(args, training.scratch_dir()),
+        args=training_arguments(config),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
-        data_collator=tokenization.padding_collator(tokenizer),
+        data_collator=padding_collator(tokenizer),
         compute_metrics=classification_metrics,
-        layer_lr_decay=args.layer_lr_decay,
-        gradual_unfreeze=args.gradual_unfreeze,
-        class_weights=training.class_weights(args.class_weights, splits["train"]["labels"], label_names),
-        callbacks=training.callbacks(args),  # early stopping
+        **hooks,
     )
 
     # 5. train, 6. evaluate on the held-out test split: every metric, the errors ranked, per class, --explain
     train_result = trainer.train(resume_from_checkpoint=resume)
-    test = evaluation.classification(trainer, datasets["test"], splits, label_names, args.text_column, args.explain, tokenizer)
+    test = evaluate_classifier(
+        trainer, datasets["test"], splits, label_names, config.data.text_column, config.output.explain, tokenizer
+    )
     metrics = {**train_result.metrics, **test.metrics}
-    reporting.print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
+    print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
 
-    # 7. save model (or LoRA adapter, or with --merge-lora the merged model), tokenizer, metrics, report.md, plots
-    outputs.save_run(args.output_dir, lora.for_saving(model, args.merge_lora), tokenizer, metrics, vars(args),
-                     trainer.state.log_history, test)
+    # 7. save model (or LoRA adapter), tokenizer, metrics, report.md, plots
+    save_run(config, model, tokenizer, metrics, trainer.state.log_history, test)
+    return metrics
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command_line(main, DEFAULTS)  # flags -> config; --kfold / --search run main() once per fold / trial

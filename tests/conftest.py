@@ -20,14 +20,34 @@ from common import assets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-POSITIVE = ["a joy from start to finish", "warm, funny and wise", "the best film of the year", "moving and beautifully acted",
-            "a delightful surprise", "smart, sharp and touching", "an absolute triumph", "charming and heartfelt",
-            "gorgeous to look at and a pleasure to watch", "brilliant performances all round", "funny, fresh, alive",
-            "a small masterpiece"]
-NEGATIVE = ["a tedious mess", "dull, flat and far too long", "the worst film of the year", "lifeless and badly acted",
-            "a tiresome chore", "clumsy, loud and empty", "an utter failure", "cynical and joyless",
-            "ugly to look at and a pain to sit through", "wooden performances all round", "stale, limp, dead",
-            "a big misfire"]
+POSITIVE = [
+    "a joy from start to finish",
+    "warm, funny and wise",
+    "the best film of the year",
+    "moving and beautifully acted",
+    "a delightful surprise",
+    "smart, sharp and touching",
+    "an absolute triumph",
+    "charming and heartfelt",
+    "gorgeous to look at and a pleasure to watch",
+    "brilliant performances all round",
+    "funny, fresh, alive",
+    "a small masterpiece",
+]
+NEGATIVE = [
+    "a tedious mess",
+    "dull, flat and far too long",
+    "the worst film of the year",
+    "lifeless and badly acted",
+    "a tiresome chore",
+    "clumsy, loud and empty",
+    "an utter failure",
+    "cynical and joyless",
+    "ugly to look at and a pain to sit through",
+    "wooden performances all round",
+    "stale, limp, dead",
+    "a big misfire",
+]
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +93,14 @@ def tiny_bert(tmp_path_factory):
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     tokenizer = AutoTokenizer.from_pretrained(assets.package_dir("minilm") / "model")
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128, vocab_size=tokenizer.vocab_size)
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+    )
     return save_tiny_model(tmp_path_factory, "tiny-bert", tokenizer, BertForMaskedLM, config)
 
 
@@ -84,14 +110,35 @@ def tiny_llama(tmp_path_factory):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(assets.model_dir("embedded:smollm2-135m"))
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=1, max_position_embeddings=256, vocab_size=len(tokenizer),
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return save_tiny_model(tmp_path_factory, "tiny-llama", tokenizer, LlamaForCausalLM, config)
 
 
 def run_recipe(recipe: str, *args, cwd=None) -> subprocess.CompletedProcess:
     """Run a recipe as a user would (new process), offline; returns the finished process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "recipes" / f"{recipe}.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd or ROOT, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / f"{recipe}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=600,
+    )
+
+
+def classification_config(**settings):
+    """A classification run configuration with the given settings (flat names, as on the command line)."""
+    from common.config import ClassificationConfig
+
+    return ClassificationConfig().derive(**{"model": "tiny", "output_dir": "unused", **settings})

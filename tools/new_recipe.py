@@ -20,6 +20,7 @@ CLASSIFICATION_TEST = '''"""Smoke test for recipes/{name}.py (made by `make new-
 
 import json
 
+from common.run import from_argv
 from recipes import {name}
 
 ROWS = ["text,label"] + [f"a joy from start to finish {{i}},pos" for i in range(12)] + [f"a tedious mess {{i}},neg" for i in range(12)]
@@ -29,8 +30,9 @@ def test_{name}_trains_evaluates_and_saves(tiny_{model}, tmp_path):
     data = tmp_path / "rows.csv"
     data.write_text("\\n".join(ROWS) + "\\n")
     out = tmp_path / "out"
-    {name}.main(["--model", str(tiny_{model}), "--train-file", str(data), "--output-dir", str(out), "--epochs", "1",
-                 "--batch-size", "4", "--max-length", "32", "--precision", "fp32", "--freeze-layers", "1"])
+    from_argv({name}.main, {name}.DEFAULTS, ["--model", str(tiny_{model}), "--train-file", str(data), "--output-dir",
+                                             str(out), "--epochs", "1", "--batch-size", "4", "--max-length", "32",
+                                             "--precision", "fp32", "--freeze-layers", "1"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1
     assert json.loads((out / "config.json").read_text())["id2label"] == {{"0": "neg", "1": "pos"}}
@@ -40,6 +42,7 @@ CAUSAL_LM_TEST = '''"""Smoke test for recipes/{name}.py (made by `make new-recip
 
 import json
 
+from common.run import from_argv
 from recipes import {name}
 
 
@@ -47,8 +50,9 @@ def test_{name}_trains_evaluates_and_saves(tiny_llama, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\\n".join(f"line {{i}} of a small corpus" for i in range(200)))
     out = tmp_path / "out"
-    {name}.main(["--model", str(tiny_llama), "--train-file", str(corpus), "--output-dir", str(out), "--epochs", "1",
-                 "--block-size", "32", "--batch-size", "4", "--max-train-samples", "8", "--precision", "fp32"])
+    from_argv({name}.main, {name}.DEFAULTS, ["--model", str(tiny_llama), "--train-file", str(corpus), "--output-dir",
+                                             str(out), "--epochs", "1", "--block-size", "32", "--batch-size", "4",
+                                             "--max-train-samples", "8", "--precision", "fp32"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_perplexity"] > 1
 '''
@@ -70,22 +74,32 @@ def main(argv=None) -> None:
         fail(f"NAME={name!r} must be lowercase letters, digits and _, starting with a letter (e.g. ticket_router)")
     if source not in existing:
         fail(f"FROM={source!r} is not a recipe; choose one of: {', '.join(existing)}")
-    targets = {"recipe": ROOT / "recipes" / f"{name}.py", "config": ROOT / "configs" / f"{name}.yaml",
-               "test": ROOT / "tests" / "recipes" / f"test_{name}.py"}
+    targets = {
+        "recipe": ROOT / "recipes" / f"{name}.py",
+        "config": ROOT / "configs" / f"{name}.yaml",
+        "test": ROOT / "tests" / "recipes" / f"test_{name}.py",
+    }
     taken = [str(p.relative_to(ROOT)) for p in targets.values() if p.exists()]
     if taken:
         fail(f"{', '.join(taken)} already exist(s); choose another NAME (nothing was written)")
 
     recipe = (ROOT / "recipes" / f"{source}.py").read_text()
-    recipe = recipe.replace(f"recipes/{source}.py", f"recipes/{name}.py").replace(f"outputs/{source}", f"outputs/{name}")
-    recipe = recipe.replace('"""', f'"""{name}: started from recipes/{source}.py. ', 1)  # the first line `make recipes` shows
+    recipe = recipe.replace(f"recipes/{source}.py", f"recipes/{name}.py").replace(
+        f"outputs/{source}", f"outputs/{name}"
+    )
+    recipe = recipe.replace(
+        '"""', f'"""{name}: started from recipes/{source}.py. ', 1
+    )  # the first line `make recipes` shows
     config_file = ROOT / "configs" / f"{source}.yaml"
     config = config_file.read_text() if config_file.exists() else ""
-    for old, new in ((f"recipes/{source}.py", f"recipes/{name}.py"), (f"configs/{source}.yaml", f"configs/{name}.yaml"),
-                     (f"outputs/{source}", f"outputs/{name}")):
+    for old, new in (
+        (f"recipes/{source}.py", f"recipes/{name}.py"),
+        (f"configs/{source}.yaml", f"configs/{name}.yaml"),
+        (f"outputs/{source}", f"outputs/{name}"),
+    ):
         config = config.replace(old, new)
     config = f"# started from configs/{source}.yaml\n" + config
-    if "causal_lm_parser" in recipe:
+    if "CausalLMConfig" in recipe:
         test = CAUSAL_LM_TEST
     else:
         test = CLASSIFICATION_TEST.replace("{model}", "gpt2" if "gpt2" in source or "smollm2" in recipe else "bert")
@@ -94,8 +108,10 @@ def main(argv=None) -> None:
     for kind, text in (("recipe", recipe), ("config", config), ("test", test)):
         targets[kind].write_text(text)
         print(f"wrote {targets[kind].relative_to(ROOT)}")
-    print(f"next: edit DEFAULTS in recipes/{name}.py (model, data, columns), then `make test ARGS='-k {name}'` and "
-          f"`.venv/bin/python recipes/{name}.py`")
+    print(
+        f"next: edit DEFAULTS in recipes/{name}.py (model, data, columns), then `make test ARGS='-k {name}'` and "
+        f"`.venv/bin/python recipes/{name}.py`"
+    )
 
 
 if __name__ == "__main__":

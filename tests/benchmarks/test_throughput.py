@@ -1,12 +1,14 @@
 import pytest
 
 from benchmarks.throughput import matmul_flops_per_token
-from common import layers, modeling
+from common.config import ModelConfig, Techniques
+from common.model import layers
+from common.model import load as modeling
 
 
 def test_flops_per_useful_token_by_hand_for_a_tiny_gpt2(tiny_gpt2):
-    tokenizer = modeling.load_tokenizer(str(tiny_gpt2))
-    model = modeling.load_classifier(str(tiny_gpt2), ["a", "b"], tokenizer)
+    tokenizer = modeling.pad_with_end_of_text(modeling.load_tokenizer(str(tiny_gpt2)))
+    model = modeling.load_classifier(ModelConfig(model=str(tiny_gpt2)), ["a", "b"], tokenizer)
     layers.freeze_bottom_layers(model, 1)
     # one block, n_embd 32: ln_1 64 + c_attn 32*96+96 + attn c_proj 32*32+32 + ln_2 64 + c_fc 32*128+128 + c_proj 128*32+32
     block = 64 + 3168 + 1056 + 64 + 4224 + 4128
@@ -16,8 +18,15 @@ def test_flops_per_useful_token_by_hand_for_a_tiny_gpt2(tiny_gpt2):
 
 
 def fake_step_profile(case):
-    return {"case": case, "steps": 8, "step_ms": 300.0, "matmul_share": 0.5, "matmul_gflops_in_step": 9.0,
-            "other_ops": [["aten::bernoulli_", 0.14], ["aten::copy_", 0.035]], "outside_ops_share": 0.1}
+    return {
+        "case": case,
+        "steps": 8,
+        "step_ms": 300.0,
+        "matmul_share": 0.5,
+        "matmul_gflops_in_step": 9.0,
+        "other_ops": [["aten::bernoulli_", 0.14], ["aten::copy_", 0.035]],
+        "outside_ops_share": 0.1,
+    }
 
 
 def test_breakdown_shares_and_the_in_step_matmul_rate():
@@ -36,13 +45,19 @@ def test_step_profile_covers_the_timed_steps_of_a_tiny_model(monkeypatch, tiny_g
     """The profiler runs over exactly the steps the throughput counts; the matmuls are a real share of them."""
     from benchmarks import step_profile, throughput
 
-    monkeypatch.setitem(throughput.CASES, "sentiment", {**throughput.CASES["sentiment"], "model": str(tiny_gpt2),
-                                                        "freeze_layers": 0})
+    monkeypatch.setitem(
+        throughput.CASES,
+        "sentiment",
+        {**throughput.CASES["sentiment"], "model": str(tiny_gpt2), "techniques": Techniques()},
+    )
     result = step_profile.profile_steps("sentiment", steps=3, warmup=1)
     assert result["steps"] == 3 and result["step_ms"] > 0
     assert 0 < result["matmul_share"] < 1 and result["matmul_gflops_in_step"] > 0
     assert all(name.startswith(("aten::", "autograd::", "Optimizer")) for name, _ in result["other_ops"])
-    assert result["matmul_share"] + sum(share for _, share in result["other_ops"]) + result["outside_ops_share"] <= 1 + 1e-9
+    assert (
+        result["matmul_share"] + sum(share for _, share in result["other_ops"]) + result["outside_ops_share"]
+        <= 1 + 1e-9
+    )
 
 
 def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path):
@@ -54,8 +69,16 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
 
     def fake_throughput(case, way, *extra):
         calls.append(way)
-        return {"case": case, "way": way, "useful_tokens_per_s": next(speeds), "gflops_per_s": 1.0, "precision": "bf16",
-                "examples_per_s": 1.0, "padding_fraction": 0.0, "peak_rss_mb": 1.0}
+        return {
+            "case": case,
+            "way": way,
+            "useful_tokens_per_s": next(speeds),
+            "gflops_per_s": 1.0,
+            "precision": "bf16",
+            "examples_per_s": 1.0,
+            "padding_fraction": 0.0,
+            "peak_rss_mb": 1.0,
+        }
 
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
@@ -70,7 +93,9 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
     assert "best of 2 interleaved run(s)" in (tmp_path / "t.md").read_text()
     # where the step goes: the ceiling is the in-step matmul rate over the bf16 roofline
     assert report["step_profile"][0]["ceiling"] == 0.9
-    assert "| bert | 300 ms | 50% | 9 GFLOP/s | 90% | bernoulli_ 14%, copy_ 4% | 10% |" in (tmp_path / "t.md").read_text()
+    assert (
+        "| bert | 300 ms | 50% | 9 GFLOP/s | 90% | bernoulli_ 14%, copy_ 4% | 10% |" in (tmp_path / "t.md").read_text()
+    )
 
 
 def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_path):
@@ -83,9 +108,18 @@ def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_pa
     def fake_throughput(case, way, *extra):
         seed = extra[extra.index("--seed") + 1] if "--seed" in extra else None  # throughput runs take no seed
         runs.append((way, seed))
-        quality = ({"test_accuracy": accuracy.get((way, seed), 0.5)} if "--train-examples" in extra else {})
-        return {"case": case, "way": way, "useful_tokens_per_s": 10.0, "gflops_per_s": 1.0, "precision": "bf16",
-                "examples_per_s": 2.0, "padding_fraction": 0.0, "peak_rss_mb": 1.0, **quality}
+        quality = {"test_accuracy": accuracy.get((way, seed), 0.5)} if "--train-examples" in extra else {}
+        return {
+            "case": case,
+            "way": way,
+            "useful_tokens_per_s": 10.0,
+            "gflops_per_s": 1.0,
+            "precision": "bf16",
+            "examples_per_s": 2.0,
+            "padding_fraction": 0.0,
+            "peak_rss_mb": 1.0,
+            **quality,
+        }
 
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
@@ -94,7 +128,9 @@ def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_pa
     bench.main(["--cases", "bert", "--parity-seeds", "2", "--no-quality", "--out", "t"])
     parity_runs = [r for r in runs if r[1] is not None]
     assert parity_runs == [(w, s) for s in ("42", "43") for w in ("ours", "ours-fp32", "hf-examples", "seeds")]
-    rows = {r["way"]: r for r in bench.parity_summary(__import__("json").loads((tmp_path / "t.json").read_text())["parity"])}
+    rows = {
+        r["way"]: r for r in bench.parity_summary(__import__("json").loads((tmp_path / "t.json").read_text())["parity"])
+    }
     assert rows["ours"]["values"] == [0.70, 0.80] and abs(rows["ours"]["mean"] - 0.75) < 1e-12
     assert abs(rows["hf-examples"]["mean"] - 0.74) < 1e-12
     assert "| bert | ours | bf16 | 2.0 | 2 | accuracy 0.7500 (0.7000, 0.8000) |" in (tmp_path / "t.md").read_text()

@@ -7,7 +7,9 @@ from common.errors import UserError
 
 def test_markdown_play_to_text():
     md = "# Hamlet\n\n## ACT I\n\n_Enter BERNARDO_\n\n**BERNARDO**  \nWho's there?  \nStand.\n"
-    assert assets.markdown_play_to_text(md) == "Hamlet\n\nACT I\n\n[Enter BERNARDO]\n\nBERNARDO:\nWho's there?\nStand.\n"
+    assert (
+        assets.markdown_play_to_text(md) == "Hamlet\n\nACT I\n\n[Enter BERNARDO]\n\nBERNARDO:\nWho's there?\nStand.\n"
+    )
 
 
 def test_embedded_rotten_tomatoes_is_the_real_data():

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from common.run import from_argv
 from recipes import bert_classification, causal_lm, gpt2_sentiment
 
 pytestmark = pytest.mark.slow
@@ -15,23 +16,67 @@ pytestmark = pytest.mark.slow
 
 def test_smollm2_sentiment_learns_rotten_tomatoes(tmp_path):
     out = tmp_path / "out"
-    gpt2_sentiment.main(["--max-train-samples", "640", "--max-eval-samples", "64", "--max-test-samples", "320",
-                         "--output-dir", str(out)])
+    from_argv(
+        gpt2_sentiment.main,
+        gpt2_sentiment.DEFAULTS,
+        [
+            "--max-train-samples",
+            "640",
+            "--max-eval-samples",
+            "64",
+            "--max-test-samples",
+            "320",
+            "--output-dir",
+            str(out),
+        ],
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.65  # chance is 0.58 (the fresh share); 40 steps reach ~0.74
 
 
 def test_minilm_classification_learns_rotten_tomatoes(tmp_path):
     out = tmp_path / "out"
-    bert_classification.main(["--epochs", "1", "--max-train-samples", "2000", "--max-eval-samples", "64",
-                               "--max-test-samples", "400", "--output-dir", str(out)])
+    from_argv(
+        bert_classification.main,
+        bert_classification.DEFAULTS,
+        [
+            "--epochs",
+            "1",
+            "--max-train-samples",
+            "2000",
+            "--max-eval-samples",
+            "64",
+            "--max-test-samples",
+            "400",
+            "--output-dir",
+            str(out),
+        ],
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.68
 
 
 def test_smollm2_causal_lm_lowers_shakespeare_perplexity(tmp_path):
     out = tmp_path / "out"
-    causal_lm.main(["--block-size", "128", "--max-train-samples", "32", "--max-eval-samples", "8",
-                    "--max-test-samples", "16", "--batch-size", "4", "--max-new-tokens", "10", "--output-dir", str(out)])
+    from_argv(
+        causal_lm.main,
+        causal_lm.DEFAULTS,
+        [
+            "--block-size",
+            "128",
+            "--max-train-samples",
+            "32",
+            "--max-eval-samples",
+            "8",
+            "--max-test-samples",
+            "16",
+            "--batch-size",
+            "4",
+            "--max-new-tokens",
+            "10",
+            "--output-dir",
+            str(out),
+        ],
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_perplexity"] < 0.9 * metrics["test_perplexity_before"]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common import cli
+from common.config import cli
+from common.run import from_argv
 from recipes import causal_lm, gpt2_sentiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,23 +22,19 @@ def recipe_for(config: Path):
     return RECIPES[max(names, key=len)]
 
 
-def parser_for(recipe):
-    return cli.causal_lm_parser if "block_size" in recipe.DEFAULTS else cli.classification_parser
-
-
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_parses_for_its_recipe(config):
     recipe = recipe_for(config)
-    args = cli.parse(parser_for(recipe)(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(config)])
-    assert args.output_dir.startswith("outputs/")
+    parsed = cli.parse(recipe.DEFAULTS, ["--config", str(config)])
+    assert parsed.output.output_dir.startswith("outputs/")
 
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_the_default_config_equals_the_recipes_defaults(name):
-    recipe, parser = RECIPES[name], parser_for(RECIPES[name])
-    from_file = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), ["--config", str(ROOT / "configs" / f"{name}.yaml")])
-    plain = cli.parse(parser(recipe.__doc__, **recipe.DEFAULTS), [])
-    differs = {k for k in vars(plain) if getattr(plain, k) != getattr(from_file, k)} - {"config", "epochs", "save_steps"}
+    recipe = RECIPES[name]
+    from_file = cli.parse(recipe.DEFAULTS, ["--config", str(ROOT / "configs" / f"{name}.yaml")]).flat()
+    plain = recipe.DEFAULTS.flat()
+    differs = {k for k in plain if plain[k] != from_file[k]} - {"epochs", "save_steps"}
     assert not differs, (name, differs)
 
 
@@ -45,13 +42,35 @@ def test_classifier_output_is_pipeline_ready_with_label_names_and_a_model_card(t
     from transformers import pipeline
 
     out = tmp_path / "out"
-    gpt2_sentiment.main(["--model", str(tiny_gpt2), "--train-file", str(reviews_csv), "--output-dir", str(out),
-                         "--epochs", "1", "--batch-size", "4", "--freeze-layers", "1", "--precision", "fp32"])
+    from_argv(
+        gpt2_sentiment.main,
+        gpt2_sentiment.DEFAULTS,
+        [
+            "--model",
+            str(tiny_gpt2),
+            "--train-file",
+            str(reviews_csv),
+            "--output-dir",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--freeze-layers",
+            "1",
+            "--precision",
+            "fp32",
+        ],
+    )
     predictions = pipeline("text-classification", model=str(out))(["a joy", "a mess"])
     assert {p["label"] for p in predictions} <= {"neg", "pos"} and all(0 <= p["score"] <= 1 for p in predictions)
     card = (out / "README.md").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert f"{metrics['test_accuracy']:.4f}" in card and 'pipeline("text-classification"' in card and str(reviews_csv) in card
+    assert (
+        f"{metrics['test_accuracy']:.4f}" in card
+        and 'pipeline("text-classification"' in card
+        and str(reviews_csv) in card
+    )
 
 
 def test_causal_lm_output_is_pipeline_ready(tiny_llama, tmp_path):
@@ -60,8 +79,28 @@ def test_causal_lm_output_is_pipeline_ready(tiny_llama, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"line {i} of a small text" for i in range(200)))
     out = tmp_path / "out"
-    causal_lm.main(["--model", str(tiny_llama), "--train-file", str(corpus), "--output-dir", str(out), "--block-size", "32",
-                    "--batch-size", "4", "--epochs", "1", "--precision", "fp32", "--max-train-samples", "8"])
+    from_argv(
+        causal_lm.main,
+        causal_lm.DEFAULTS,
+        [
+            "--model",
+            str(tiny_llama),
+            "--train-file",
+            str(corpus),
+            "--output-dir",
+            str(out),
+            "--block-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--precision",
+            "fp32",
+            "--max-train-samples",
+            "8",
+        ],
+    )
     text = pipeline("text-generation", model=str(out))("line 3", max_new_tokens=5, do_sample=False)[0]["generated_text"]
     assert text.startswith("line 3") and len(text) > len("line 3")
     assert 'pipeline("text-generation"' in (out / "README.md").read_text()
@@ -71,7 +110,9 @@ def test_make_recipes_lists_every_recipe():
     import subprocess
     import sys
 
-    listing = subprocess.run([sys.executable, "-m", "recipes"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "recipes"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     for name in RECIPES:
         assert f"recipes/{name}.py" in listing
     assert "Sentiment classification with a decoder language model" in listing
@@ -81,9 +122,28 @@ def test_report_to_tensorboard_keeps_event_files_in_the_output_folder(tiny_bert,
     from recipes import bert_classification
 
     out = tmp_path / "out"
-    bert_classification.main(["--model", str(tiny_bert), "--train-file", str(reviews_csv), "--output-dir", str(out),
-                              "--epochs", "2", "--batch-size", "4", "--precision", "fp32", "--logging-steps", "1",
-                              "--report-to", "tensorboard"])
+    from_argv(
+        bert_classification.main,
+        bert_classification.DEFAULTS,
+        [
+            "--model",
+            str(tiny_bert),
+            "--train-file",
+            str(reviews_csv),
+            "--output-dir",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--precision",
+            "fp32",
+            "--logging-steps",
+            "1",
+            "--report-to",
+            "tensorboard",
+        ],
+    )
     events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

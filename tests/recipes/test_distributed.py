@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common import training
 from common.errors import UserError
-from tests.conftest import NEGATIVE, POSITIVE
+from common.train import training_arguments
+from tests.conftest import NEGATIVE, POSITIVE, classification_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -21,8 +21,12 @@ BIN = Path(sys.executable).parent
 def split_files(tmp_path_factory):
     """64 training rows: a multiple of the global batch, so no process pads its last batch with repeated rows."""
     folder = tmp_path_factory.mktemp("splits")
-    rows = pd.DataFrame({"text": [f"{t} {i}" for i, t in enumerate((POSITIVE + NEGATIVE) * 4)],
-                         "label": (["pos"] * 12 + ["neg"] * 12) * 4}).sample(frac=1, random_state=0)
+    rows = pd.DataFrame(
+        {
+            "text": [f"{t} {i}" for i, t in enumerate((POSITIVE + NEGATIVE) * 4)],
+            "label": (["pos"] * 12 + ["neg"] * 12) * 4,
+        }
+    ).sample(frac=1, random_state=0)
     files = {}
     for split, part in {"train": rows[:64], "validation": rows[64:80], "test": rows[80:]}.items():
         files[split] = folder / f"{split}.csv"
@@ -32,10 +36,31 @@ def split_files(tmp_path_factory):
 
 def recipe_args(tiny_bert, files, out):
     # dropout 0 and fp32: what is left to differ is the order of float additions in the gradient all-reduce
-    return ["recipes/bert_classification.py", "--model", str(tiny_bert), "--train-file", str(files["train"]),
-            "--validation-file", str(files["validation"]), "--test-file", str(files["test"]), "--epochs", "2",
-            "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32", "--dropout", "0", "--logging-steps", "1",
-            "--output-dir", str(out)]
+    return [
+        "recipes/bert_classification.py",
+        "--model",
+        str(tiny_bert),
+        "--train-file",
+        str(files["train"]),
+        "--validation-file",
+        str(files["validation"]),
+        "--test-file",
+        str(files["test"]),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--precision",
+        "fp32",
+        "--dropout",
+        "0",
+        "--logging-steps",
+        "1",
+        "--output-dir",
+        str(out),
+    ]
 
 
 def launch(launcher: list[str], args: list[str]) -> subprocess.CompletedProcess:
@@ -56,11 +81,17 @@ def losses(out: Path) -> list[float]:
     return [entry["loss"] for entry in json.loads((out / "log_history.json").read_text()) if "loss" in entry]
 
 
-@pytest.mark.parametrize("launcher", [
-    [str(BIN / "torchrun"), "--nproc_per_node", "2"],
-    [str(BIN / "accelerate"), "launch", "--config_file", "configs/accelerate/ddp.yaml"],
-], ids=["torchrun", "accelerate"])
-def test_two_processes_match_one_process_with_the_same_global_batch(launcher, one_process, tiny_bert, split_files, tmp_path):
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        [str(BIN / "torchrun"), "--nproc_per_node", "2"],
+        [str(BIN / "accelerate"), "launch", "--config_file", "configs/accelerate/ddp.yaml"],
+    ],
+    ids=["torchrun", "accelerate"],
+)
+def test_two_processes_match_one_process_with_the_same_global_batch(
+    launcher, one_process, tiny_bert, split_files, tmp_path
+):
     out = tmp_path / "out"
     result = launch(launcher, recipe_args(tiny_bert, split_files, out))
     assert "2 processes, 4 examples each per step (global batch 8)" in result.stdout
@@ -74,11 +105,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(launcher, on
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
-    from tests.common.test_training import recipe_args as flags
-
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match="--batch-size 7 does not split evenly over 2 processes; use a multiple of 2"):
-        training.training_arguments(flags(batch_size=7), "/tmp/unused")
+        training_arguments(classification_config(epochs=1.0, lr=1e-4, batch_size=7), "/tmp/unused")
 
 
 @pytest.mark.parametrize("name", ["ddp", "fsdp", "multi_node"])

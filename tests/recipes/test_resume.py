@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from common import outputs
+from common.train.checkpoints import last_complete_checkpoint
 from tests.conftest import ROOT, run_recipe
 
 WORDS = "good bad fine dull warm cold bright dark sharp flat quick slow".split()
@@ -19,7 +19,9 @@ WORDS = "good bad fine dull warm cold bright dark sharp flat quick slow".split()
 @pytest.fixture()
 def reviews_400(tmp_path):
     rng = random.Random(0)
-    rows = [(" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) + f" {i}", "pos" if i % 2 else "neg") for i in range(400)]
+    rows = [
+        (" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) + f" {i}", "pos" if i % 2 else "neg") for i in range(400)
+    ]
     path = tmp_path / "reviews.csv"
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
     return path
@@ -27,9 +29,30 @@ def reviews_400(tmp_path):
 
 def flags(tiny_gpt2, csv, out):
     # 320 training rows / batch 4 = 80 steps an epoch, 160 in all; a checkpoint every 10 steps
-    return ["--model", tiny_gpt2, "--train-file", csv, "--output-dir", out, "--epochs", "2", "--batch-size", "4",
-            "--freeze-layers", "0", "--precision", "fp32", "--logging-steps", "1", "--save-steps", "10",
-            "--max-length", "16", "--lr", "1e-3"]
+    return [
+        "--model",
+        tiny_gpt2,
+        "--train-file",
+        csv,
+        "--output-dir",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--freeze-layers",
+        "0",
+        "--precision",
+        "fp32",
+        "--logging-steps",
+        "1",
+        "--save-steps",
+        "10",
+        "--max-length",
+        "16",
+        "--lr",
+        "1e-3",
+    ]
 
 
 def final_state(out):
@@ -44,12 +67,16 @@ def test_killed_run_resumes_to_the_same_steps_and_loss(tiny_gpt2, reviews_400, t
 
     killed = tmp_path / "killed"
     env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "recipes" / "gpt2_sentiment.py"), *map(str, flags(tiny_gpt2, reviews_400, killed))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "recipes" / "gpt2_sentiment.py"), *map(str, flags(tiny_gpt2, reviews_400, killed))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     kill_after = random.Random().choice([90, 100, 110, 120])  # a random checkpoint in the second epoch
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        found = outputs.last_complete_checkpoint(killed / "checkpoints")
+        found = last_complete_checkpoint(killed / "checkpoints")
         if found and int(found.name.split("-")[1]) >= kill_after:
             time.sleep(random.Random().uniform(0, 0.05))  # somewhere in the steps after it
             proc.send_signal(signal.SIGKILL)

@@ -29,14 +29,32 @@ def test_a_new_recipe_is_listed_configured_and_tested(repo, source):
     made = new_recipe(repo, "ticket_router", source)
     assert made.returncode == 0, made.stderr
     recipe = (repo / "recipes" / "ticket_router.py").read_text()
-    assert 'output_dir="outputs/ticket_router"' in recipe and f"recipes/{source}.py" not in recipe.split('"""')[1].split("\n", 1)[1]
+    assert (
+        'output_dir="outputs/ticket_router"' in recipe
+        and f"recipes/{source}.py" not in recipe.split('"""')[1].split("\n", 1)[1]
+    )
     assert "output_dir: outputs/ticket_router" in (repo / "configs" / "ticket_router.yaml").read_text()
     listing = subprocess.run([sys.executable, "-m", "recipes"], cwd=repo, capture_output=True, text=True).stdout
     assert "recipes/ticket_router.py" in listing and "started from recipes/" in listing
     # the new smoke test, and the config tests that now include the new recipe, pass in the copy
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/recipes/test_ticket_router.py",
-                            "tests/recipes/test_configs_and_outputs.py", "-k", "ticket_router"],
-                           cwd=repo, capture_output=True, text=True, timeout=600)
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/recipes/test_ticket_router.py",
+            "tests/recipes/test_configs_and_outputs.py",
+            "-k",
+            "ticket_router",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert "3 passed" in tests.stdout  # smoke test, config parses, config equals the recipe's defaults
 

@@ -1,0 +1,41 @@
+"""The run configuration (typed, grouped dataclasses) and the command line generated from it."""
+
+from common.config.cli import parse
+from common.config.schema import (
+    CausalLMConfig,
+    CausalLMOutput,
+    CausalLMTraining,
+    ClassificationConfig,
+    ClassificationData,
+    ClassificationOutput,
+    ClassificationRuns,
+    ClassificationTechniques,
+    CorpusData,
+    DataConfig,
+    ModelConfig,
+    OutputConfig,
+    RunConfig,
+    Runs,
+    Techniques,
+    TrainingConfig,
+)
+
+__all__ = [
+    "parse",
+    "CausalLMConfig",
+    "CausalLMOutput",
+    "CausalLMTraining",
+    "ClassificationConfig",
+    "ClassificationData",
+    "ClassificationOutput",
+    "ClassificationRuns",
+    "ClassificationTechniques",
+    "CorpusData",
+    "DataConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "RunConfig",
+    "Runs",
+    "Techniques",
+    "TrainingConfig",
+]

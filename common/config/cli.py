@@ -1,0 +1,178 @@
+"""The command line of a recipe, generated from its run configuration: flags, --help, --config files.
+
+`parse(DEFAULTS, argv)` builds an argparse parser from the dataclasses of common.config.schema, with the
+recipe's DEFAULTS as the defaults that --help shows, reads --config (YAML/JSON, keys are flag names; the
+command line wins) and returns a checked config of the same class. Bad input ends with one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from common.config.fields import check_value, flag, is_list, parse_text, positive, value_type
+from common.config.schema import RunConfig
+from common.errors import UserError
+
+
+class RecipeParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage + error on two lines; we keep to one
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _word_parser(name: str, field, kind: type):
+    """argparse `type=`: a word -> the field's value, checked by the field's own rule."""
+
+    def parse(text):
+        try:
+            value = parse_text(field, kind, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        problem = check_value(field, value) if field.metadata.get("choices") is None else None
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # shown by argparse in "invalid <type> value" messages
+    return parse
+
+
+def positive_number(kind: type):
+    """argparse `type=` for a number above 0 (commands other than the recipes: predict, serve)."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        problem = positive(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _title(group_class: type, default: str) -> str:
+    """A --help group's title: the group class's docstring, or its parent's (dataclass makes up a signature
+    docstring for a class without one, which is no title)."""
+    for cls in group_class.__mro__:
+        doc = cls.__dict__.get("__doc__")
+        if doc and not doc.startswith(cls.__name__ + "("):
+            return doc.strip()
+    return default
+
+
+def build_parser(defaults: RunConfig, description: str | None = None) -> RecipeParser:
+    """One flag per setting, in one --help group per configuration group, defaults from `defaults`."""
+    parser = RecipeParser(description=description, formatter_class=_HelpFormatter, allow_abbrev=False)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    values = defaults.flat()
+    for name, (group, field, annotation) in defaults.settings().items():
+        if group not in groups:
+            groups[group] = parser.add_argument_group(_title(type(getattr(defaults, group)), group))
+        kind = value_type(annotation)
+        meta = field.metadata
+        if kind is bool:
+            groups[group].add_argument(
+                flag(name), action=argparse.BooleanOptionalAction, default=values[name], help=meta["help"]
+            )
+            continue
+        kwargs = dict(
+            default=values[name],
+            help=meta["help"],
+            metavar=meta["metavar"],
+            choices=meta["choices"],
+            type=_word_parser(name, field, kind),
+        )
+        if meta["nargs"] is not None:
+            kwargs["nargs"] = meta["nargs"]
+        elif is_list(annotation):
+            kwargs["nargs"] = "+"
+        if meta["const"] is not None:
+            kwargs["const"] = meta["const"]
+        groups[group].add_argument(flag(name), **kwargs)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from a YAML or JSON file (keys are flag names: lr, batch_size, ...); flags "
+        "on the command line win. A run's run_config.json works too, to repeat it",
+    )
+    return parser
+
+
+def read_config_file(path: str) -> dict:
+    """A --config file as {name: value}; one clear line for a missing or unreadable file."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--config '{path}' does not exist")
+    is_yaml = file.suffix in (".yaml", ".yml")
+    try:
+        if is_yaml:
+            import yaml
+
+            values = yaml.safe_load(file.read_text())
+        else:
+            values = json.loads(file.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is the user's file, said in one line
+        raise UserError(
+            f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}"
+        ) from None
+    if not isinstance(values, dict):
+        raise UserError(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def file_argv(path: str, defaults: RunConfig) -> list[str]:
+    """The settings of a --config file as command-line words, so they are parsed and checked like typed flags.
+    Settings that ask for an action (--resume, --overwrite) are never taken from a file."""
+    values = read_config_file(path)
+    task = values.pop("task", defaults.task)
+    if task != defaults.task:
+        raise UserError(
+            f"--config '{path}' is for a {task} run and this recipe is {defaults.task}; use a config of this recipe"
+        )
+    settings = defaults.settings()
+    unknown = sorted(k for k in values if k not in settings)
+    if unknown:
+        raise UserError(
+            f"--config '{path}' has unknown keys: {', '.join(unknown)}; use flag names such as lr, "
+            f"batch_size (see --help)"
+        )
+    words = []
+    for name, value in values.items():
+        _, field, annotation = settings[name]
+        if value is None or not field.metadata["from_file"]:
+            continue
+        if value_type(annotation) is bool:
+            words.append(flag(name) if value else "--no-" + flag(name)[2:])
+        elif isinstance(value, list):
+            words += [flag(name), *map(str, value)]
+        else:
+            words.append(f"{flag(name)}={value}")  # `=`: a value may start with '-' (a negative number, a prompt)
+    return words
+
+
+def parse(defaults: RunConfig, argv: list[str] | None = None, description: str | None = None) -> RunConfig:
+    """`defaults` with the command line (and a --config file under it) applied, checked."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser(defaults, description)
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config")
+    known, _ = config_only.parse_known_args(argv)
+    try:
+        if known.config:
+            argv = file_argv(known.config, defaults) + argv  # later words win: the command line overrides the file
+        values = vars(parser.parse_args(argv))
+        values.pop("config")
+        return defaults.derive(**values)
+    except UserError as e:
+        parser.error(str(e))

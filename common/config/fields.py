@@ -1,0 +1,143 @@
+"""One run setting = one dataclass field: its flag, help text, choices and value check live in the field's metadata.
+
+`option(...)` declares a field; `check_value` and `parse_text` read that metadata, so the same rule checks a
+value typed on the command line, read from a --config file, or set in Python (`ClassificationConfig(...)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+
+from common.errors import UserError
+
+
+def option(
+    default,
+    help: str,
+    *,
+    check=None,
+    choices=None,
+    metavar=None,
+    nargs=None,
+    const=None,
+    from_file: bool = True,
+    searchable: bool = True,
+):
+    """A run setting. `check(value)` returns None when the value is fine, else what is wrong ("must be ...");
+    `from_file=False`: never taken from a --config file (it asks for an action, not a setting);
+    `searchable=False`: --search-space may not vary it."""
+    metadata = dict(
+        help=help,
+        check=check,
+        choices=choices,
+        metavar=metavar,
+        nargs=nargs,
+        const=const,
+        from_file=from_file,
+        searchable=searchable,
+    )
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# ---------------------------------------------------------------- value checks: None when fine, else the problem
+
+
+def _number(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None
+
+
+def positive(value) -> str | None:
+    return _number(value) or (f"must be greater than 0, got {value}" if value <= 0 else None)
+
+
+def non_negative(value) -> str | None:
+    return _number(value) or (f"must be 0 or more, got {value}" if value < 0 else None)
+
+
+def fraction(value) -> str | None:
+    """(0, 1]"""
+    return positive(value) or (f"must be in (0, 1], got {value}" if value > 1 else None)
+
+
+def probability(value) -> str | None:
+    """[0, 1)"""
+    return _number(value) or (f"must be in [0, 1), got {value}" if not 0 <= value < 1 else None)
+
+
+def steps_or_epoch(value) -> str | None:
+    return None if value == "epoch" else positive(value)
+
+
+def one_or_two(value) -> str | None:
+    return None if 1 <= len(value) <= 2 else "takes one column, or two for sentence pairs"
+
+
+# ---------------------------------------------------------------- types
+
+
+def value_type(annotation) -> type:
+    """The type a field's values have, from its annotation: int | None -> int, list[str] -> str, int | str -> int."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return value_type(next(a for a in typing.get_args(annotation) if a is not type(None)))
+    if typing.get_origin(annotation) is list:
+        return value_type(typing.get_args(annotation)[0])
+    return annotation
+
+
+def is_list(annotation) -> bool:
+    args = typing.get_args(annotation) if typing.get_origin(annotation) is not list else ()
+    return typing.get_origin(annotation) is list or any(typing.get_origin(a) is list for a in args)
+
+
+def parse_text(field: dataclasses.Field, kind: type, text: str):
+    """A command-line word (or a string from a file) as the field's value; ValueError says why not."""
+    if field.metadata.get("check") is steps_or_epoch and text == "epoch":
+        return text
+    if kind is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+    return text
+
+
+def check_value(field: dataclasses.Field, value) -> str | None:
+    """What is wrong with `value` for this field, or None (None itself is always fine: 'not set')."""
+    if value is None:
+        return None
+    choices = field.metadata.get("choices")
+    values = value if isinstance(value, list) else [value]
+    if choices and any(v not in choices for v in values):
+        return f"must be one of {', '.join(map(str, choices))}, got {value!r}"
+    check = field.metadata.get("check")
+    if check is one_or_two:
+        return check(values)
+    for v in values:
+        problem = check(v) if check else None
+        if problem:
+            return problem
+    return None
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)

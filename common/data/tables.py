@@ -1,0 +1,261 @@
+"""Datasets as pandas tables: load (files, hub, embedded), clean, split, encode labels.
+
+Every recipe ends up with a dict ``{"train": frame, "validation": frame, "test": frame}``; tokenizing
+is the job of :mod:`common.data.tokens`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from common import assets
+from common.config import ClassificationData, CorpusData
+from common.data import augment
+from common.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+CORPUS_SUFFIXES = (".txt",)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_file(path: str | Path, flag: str = "--train-file") -> pd.DataFrame:
+    """One file as a table. A .txt file, or a folder of them, becomes one row per file (column `text`)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{flag} '{path}' does not exist; check the path")
+    if path.is_dir():
+        files = sorted(path.rglob("*.txt"))
+        if not files:
+            raise UserError(
+                f"{flag} '{path}' is a folder with no .txt files in it; point it at a file or a folder of .txt files"
+            )
+        return pd.DataFrame({"text": [_read_text(f, flag) for f in files], "title": [f.stem for f in files]})
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES + CORPUS_SUFFIXES:
+        supported = " ".join(TABLE_SUFFIXES + CORPUS_SUFFIXES)
+        raise UserError(f"{flag} '{path}' has the unsupported extension '{path.suffix}'; use one of: {supported}")
+    if suffix == ".txt":
+        return pd.DataFrame({"text": [_read_text(path, flag)], "title": [path.stem]})
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, encoding="utf-8")
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{flag} '{path}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{flag} '{path}' is empty; it needs a header row and at least one data row") from None
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{flag} '{path}' could not be read as {suffix[1:]} ({first}); check its format") from None
+
+
+def _read_text(path: Path, flag: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{flag} '{path}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+
+
+def load_splits(train_file=None, validation_file=None, test_file=None, dataset=None, dataset_config=None) -> dict:
+    """The splits a user gave, as tables: files win over --dataset; missing splits are absent from the dict."""
+    if train_file:
+        files = {"train": train_file, "validation": validation_file, "test": test_file}
+        return {split: read_file(f, f"--{split}-file") for split, f in files.items() if f}
+    if validation_file or test_file:
+        raise UserError("--validation-file/--test-file need a --train-file too; add --train-file")
+    if not dataset:
+        raise UserError("no data given; pass --train-file FILE or --dataset NAME")
+    if assets.is_embedded(dataset):
+        return {"train": assets.load_dataset_frame(dataset)}
+    return _load_hub_dataset(dataset, dataset_config)
+
+
+def _load_hub_dataset(name: str, config: str | None) -> dict:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(name, config)
+    except Exception as e:  # offline, unknown name, bad config: all end the same way for the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"could not load dataset '{name}' ({reason}); use a local file with --train-file, "
+            f"or an embedded dataset: {', '.join(assets.PREFIX + k for k in assets.EMBEDDED_DATASETS)}"
+        ) from None
+    aliases = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
+    splits = {}
+    for split_name, part in loaded.items():
+        if split_name in aliases:
+            frame = part.to_pandas()
+            for column, feature in part.features.items():
+                if isinstance(feature, datasets.ClassLabel):  # keep label names, not bare integers
+                    frame[column] = [feature.int2str(int(v)) if v >= 0 else None for v in frame[column]]
+            splits[aliases[split_name]] = frame
+    if "train" not in splits:
+        raise UserError(f"dataset '{name}' has no train split (it has: {', '.join(loaded)}); use --train-file")
+    return splits
+
+
+# ---------------------------------------------------------------- cleaning and splitting
+
+
+def require_columns(splits: dict, columns: list[str], flag: str) -> None:
+    for split, frame in splits.items():
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            available = ", ".join(map(str, frame.columns))
+            raise UserError(
+                f"column '{missing[0]}' is not in the {split} data (columns: {available}); choose one with {flag}"
+            )
+
+
+def clean(splits: dict, text_columns: list[str], label_column: str | None = None) -> dict:
+    """Strip text, drop empty rows and exact duplicates, and drop training rows that also appear in eval splits."""
+    cleaned = {}
+    for split, frame in splits.items():
+        frame = frame.copy()
+        before = len(frame)
+        for column in text_columns:
+            frame[column] = frame[column].astype("string").str.strip()
+        keep = frame[text_columns].notna().all(axis=1) & (frame[text_columns] != "").all(axis=1)
+        if label_column:
+            keep &= frame[label_column].notna()
+        frame = frame[keep]
+        empty = before - len(frame)
+        frame = frame.drop_duplicates(subset=text_columns)
+        duplicates = before - empty - len(frame)
+        logger.info(
+            "%s: %d rows, dropped %d empty and %d duplicate -> %d", split, before, empty, duplicates, len(frame)
+        )
+        if frame.empty:
+            raise UserError(
+                f"the {split} data has no rows left after cleaning ({empty} empty, {duplicates} duplicate); "
+                f"check the file and --text-column"
+            )
+        cleaned[split] = frame.reset_index(drop=True)
+    held_out = [cleaned[s] for s in ("validation", "test") if s in cleaned]
+    if held_out and "train" in cleaned:
+        seen = set(pd.concat(held_out)[text_columns].itertuples(index=False, name=None))
+        train = cleaned["train"]
+        leaked = train[text_columns].apply(tuple, axis=1).isin(seen)
+        if leaked.any():
+            logger.info("train: dropped %d rows that also appear in validation/test", int(leaked.sum()))
+            if leaked.all():
+                raise UserError(
+                    "every training row also appears in the validation/test data, so nothing is left to "
+                    "train on; give training and evaluation files with different rows"
+                )
+            cleaned["train"] = train[~leaked].reset_index(drop=True)
+    return cleaned
+
+
+def split(splits: dict, seed: int, stratify: str | None = None, fraction: float = 0.1) -> dict:
+    """Fill in missing validation/test splits by carving `fraction` of the training rows for each (80/10/10)."""
+    from sklearn.model_selection import train_test_split
+
+    splits = dict(splits)
+    missing = [s for s in ("validation", "test") if s not in splits]
+    if not missing:
+        return splits
+    train = splits["train"]
+    n_out = max(1, round(len(train) * fraction))
+    if len(train) < n_out * len(missing) + 2:
+        raise UserError(
+            f"only {len(train)} training rows: too few to split off {'/'.join(missing)}; add data or pass those files"
+        )
+    for name in missing:
+        labels = train[stratify] if stratify else None
+        if labels is not None and labels.value_counts().min() < 2:
+            labels = None  # a class with one row cannot be stratified; fall back to a plain seeded split
+        train, held = train_test_split(train, test_size=n_out, random_state=seed, stratify=labels)
+        splits[name] = held.reset_index(drop=True)
+    splits["train"] = train.reset_index(drop=True)
+    logger.info("split sizes: %s", {s: len(f) for s, f in splits.items()})
+    return splits
+
+
+def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """At most `limit` rows, drawn with the seed (the whole table when limit is None or larger)."""
+    if limit is None or limit >= len(frame):
+        return frame
+    logger.info("using a seeded sample of %d of %d rows (raise the --max-*-samples flag for more)", limit, len(frame))
+    return frame.sample(n=limit, random_state=seed).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- labels
+
+
+def encode_labels(splits: dict, label_column: str) -> tuple[dict, list[str]]:
+    """Add an integer `labels` column; names come from the training split, sorted (numbers numerically)."""
+    values = splits["train"][label_column]
+    unique = sorted(values.unique(), key=lambda v: (isinstance(v, str), v))
+    names = [_label_name(v) for v in unique]
+    if len(names) < 2:
+        raise UserError(
+            f"label column '{label_column}' has only one class ({names[0]!r}) in the training data; "
+            f"classification needs at least two (check --label-column)"
+        )
+    ids = {name: i for i, name in enumerate(names)}
+    encoded = {}
+    for split, frame in splits.items():
+        as_names = frame[label_column].map(_label_name)
+        unseen = sorted(set(as_names) - set(ids))
+        if unseen:
+            raise UserError(
+                f"the {split} data has labels not seen in training: {', '.join(unseen[:5])}; "
+                f"add training rows with them or remove them from {split}"
+            )
+        encoded[split] = frame.assign(labels=as_names.map(ids).astype(int))
+    for split, frame in encoded.items():
+        counts = frame["labels"].value_counts().sort_index()
+        logger.info("%s class counts: %s", split, {names[i]: int(n) for i, n in counts.items()})
+    return encoded, names
+
+
+def _label_name(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # pandas reads an int column with blanks as float: 1.0 -> "1"
+    return str(value)
+
+
+# ---------------------------------------------------------------- what the recipes call
+
+
+def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, list[str]]:
+    """Load -> check columns -> clean -> split 80/10/10 (stratified) where needed -> cap sizes -> augment the
+    training split (--augment) -> encode labels."""
+    splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
+    require_columns(splits, [*data.text_column, data.label_column], "--text-column/--label-column")
+    splits = clean(splits, data.text_column, data.label_column)
+    splits = split(splits, seed, stratify=data.label_column)
+    splits["train"] = subsample(splits["train"], data.max_train_samples, seed)
+    splits["validation"] = subsample(splits["validation"], data.max_eval_samples, seed)
+    splits["test"] = subsample(splits["test"], data.max_test_samples, seed)
+    splits["train"] = augment.augment(splits["train"], data.text_column, data.augment, seed)
+    return encode_labels(splits, data.label_column)  # logs each split's class counts
+
+
+def labelled_rows(data: ClassificationData) -> pd.DataFrame:
+    """Every labelled row the recipe would see (all given splits), cleaned and de-duplicated (--kfold splits these)."""
+    splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
+    require_columns(splits, [*data.text_column, data.label_column], "--text-column/--label-column")
+    splits = clean(splits, data.text_column, data.label_column)
+    rows = pd.concat(splits.values(), ignore_index=True)[[*data.text_column, data.label_column]]
+    return rows.drop_duplicates(subset=data.text_column, ignore_index=True)
+
+
+def corpus_splits(data: CorpusData) -> dict:
+    """Documents (strings) per split for causal-LM training: load -> check the text column -> clean."""
+    splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
+    require_columns(splits, [data.text_column], "--text-column")
+    splits = clean(splits, [data.text_column])
+    return {name: frame[data.text_column].tolist() for name, frame in splits.items()}

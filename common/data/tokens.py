@@ -1,0 +1,220 @@
+"""Turning cleaned tables into token datasets that Trainer can batch.
+
+Classification examples are tokenized once, without padding: the collator pads each batch to its own
+longest example (dynamic padding), so short snippets do not pay for the longest one in the set.
+Causal-LM corpora are joined with an end-of-text token between documents and cut into equal blocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+import datasets
+import numpy as np
+import pandas as pd
+import torch
+from transformers import DataCollatorWithPadding
+
+from common import assets
+from common.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def classification_dataset(
+    frame: pd.DataFrame, tokenizer, text_columns: list[str], max_length: int
+) -> datasets.Dataset:
+    """input_ids/attention_mask/labels for each row; two text columns are encoded as a sentence pair."""
+    texts = [frame[c].tolist() for c in text_columns]
+    encoded = cached(
+        "classification",
+        tokenizer,
+        texts,
+        {"max_length": max_length},
+        lambda: tokenizer(*texts, truncation=True, max_length=max_length),
+    )
+    columns = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    if "token_type_ids" in encoded:
+        columns["token_type_ids"] = encoded["token_type_ids"]
+    if "labels" in frame:
+        columns["labels"] = frame["labels"].tolist()
+    lengths = np.array([len(ids) for ids in columns["input_ids"]])
+    truncated = int((lengths >= max_length).sum())
+    if truncated:
+        logger.info("%d of %d examples were truncated to %d tokens", truncated, len(lengths), max_length)
+    return datasets.Dataset.from_dict(columns)
+
+
+def classification_datasets(
+    splits: dict, tokenizer, text_columns: list[str], max_length: int, long_text: str = "truncate", stride: int = 32
+) -> dict:
+    """A dataset per split; texts beyond max_length are truncated, or handled by --long-text (common.data.long_text)."""
+    if long_text == "truncate":
+        return {
+            name: classification_dataset(frame, tokenizer, text_columns, max_length) for name, frame in splits.items()
+        }
+    from common.data.long_text import long_text_dataset
+
+    return {
+        name: long_text_dataset(frame, tokenizer, text_columns, max_length, long_text, stride)
+        for name, frame in splits.items()
+    }
+
+
+def padding_collator(tokenizer, pad_to_multiple_of: int | None | str = "auto"):
+    """Pads each batch to its longest member.
+
+    "auto" rounds lengths up to a multiple of 8 on CUDA, where tensor cores want aligned shapes, and not at
+    all on CPU: there the rounding only adds padding (12% -> 2% of the tokens on the sentiment recipe,
+    +4.5% useful tokens/s; see benchmarks/).
+    """
+    if pad_to_multiple_of == "auto":
+        pad_to_multiple_of = 8 if torch.cuda.is_available() else None
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def check_max_length(max_length: int, model_config, flag: str = "--max-length") -> None:
+    limit = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    if limit and max_length > limit:
+        raise UserError(
+            f"{flag} {max_length} is beyond what the model can see ({limit} positions); use at most {limit}"
+        )
+
+
+# ---------------------------------------------------------------- causal LM
+
+
+def corpus_tokens(documents: list[str], tokenizer) -> np.ndarray:
+    """All documents as one token stream, each followed by the end-of-text token so the model learns boundaries."""
+    if tokenizer.eos_token_id is None:
+        raise UserError("the tokenizer has no end-of-text token; causal-LM blocks need one to separate documents")
+
+    def tokenize():
+        stream = []
+        for ids in tokenizer(documents, add_special_tokens=False)["input_ids"]:
+            stream.extend(ids)
+            stream.append(tokenizer.eos_token_id)
+        return {"tokens": [stream]}
+
+    return np.asarray(cached("corpus", tokenizer, [documents], {}, tokenize)["tokens"][0], dtype=np.int64)
+
+
+def blocks_from_tokens(tokens: np.ndarray, block_size: int, what: str = "the corpus") -> np.ndarray:
+    """Cut the stream into [n_blocks, block_size]; the tail shorter than a block is dropped."""
+    n_blocks = len(tokens) // block_size
+    if n_blocks == 0:
+        raise UserError(
+            f"{what} has {len(tokens)} tokens, fewer than one block of {block_size}; lower --block-size or add text"
+        )
+    return tokens[: n_blocks * block_size].reshape(n_blocks, block_size)
+
+
+def document_position_ids(blocks: np.ndarray, eos_token_id: int) -> np.ndarray:
+    """Positions that restart after every end-of-text token: [a b EOS c d] -> [0 1 2 0 1].
+
+    Given restarting position_ids and no attention mask, transformers builds a block-diagonal causal mask
+    (SDPA or flash attention), so documents packed into one block cannot attend to each other.
+    """
+    index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
+    starts = np.zeros(blocks.shape, dtype=bool)
+    starts[:, 1:] = blocks[:, :-1] == eos_token_id
+    return index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+
+
+def lm_dataset(blocks: np.ndarray, position_ids: np.ndarray | None = None) -> datasets.Dataset:
+    # labels equal input_ids: the model shifts them by one internally to score next-token predictions
+    columns = {"input_ids": blocks.tolist(), "labels": blocks.tolist()}
+    if position_ids is not None:
+        columns["position_ids"] = position_ids.tolist()
+    return datasets.Dataset.from_dict(columns)
+
+
+def lm_datasets(blocks: dict, limits: dict, seed: int, packing: str, eos_token_id: int) -> dict:
+    """Capped blocks per split as datasets; with packing="documents", documents in a block are kept apart."""
+    out = {}
+    for name, split_blocks in blocks.items():
+        kept = take_blocks(split_blocks, limits.get(name), seed)
+        positions = document_position_ids(kept, eos_token_id) if packing == "documents" else None
+        out[name] = lm_dataset(kept, positions)
+    return out
+
+
+def split_blocks(blocks: np.ndarray, seed: int, names=("validation", "test"), fraction: float = 0.1) -> dict:
+    """Carve `fraction` of the blocks (seeded) for each held-out split in `names`; the rest is train (80/10/10)."""
+    n_out = max(1, round(len(blocks) * fraction))
+    if len(blocks) < n_out * len(names) + 1:
+        raise UserError(
+            f"the corpus makes only {len(blocks)} blocks: too few to split off {'/'.join(names)}; "
+            f"lower --block-size or add text"
+        )
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    carved = {name: blocks[order[i * n_out : (i + 1) * n_out]] for i, name in enumerate(names)}
+    return {"train": blocks[np.sort(order[len(names) * n_out :])], **carved}
+
+
+def corpus_blocks(documents: dict, tokenizer, block_size: int, seed: int) -> dict:
+    """Blocks for each split given; validation/test splits not given are carved from the training blocks."""
+    blocks = {
+        name: blocks_from_tokens(corpus_tokens(docs, tokenizer), block_size, f"the {name} corpus")
+        for name, docs in documents.items()
+    }
+    missing = tuple(name for name in ("validation", "test") if name not in blocks)
+    if missing:
+        blocks.update(split_blocks(blocks["train"], seed, missing))
+    logger.info("blocks of %d tokens: %s", block_size, {name: len(b) for name, b in blocks.items()})
+    return blocks
+
+
+def take_blocks(blocks: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    if limit is None or limit >= len(blocks):
+        return blocks
+    logger.info(
+        "using a seeded sample of %d of %d blocks (raise the --max-*-samples flag for more)", limit, len(blocks)
+    )
+    return blocks[np.sort(np.random.default_rng(seed).choice(len(blocks), size=limit, replace=False))]
+
+
+# ---------------------------------------------------------------- on-disk cache
+
+
+def cached(kind: str, tokenizer, texts: list[list[str]], settings: dict, tokenize) -> dict:
+    """`tokenize()`'s {name: list of id lists}, stored once per (tokenizer, texts, settings) in the cache folder.
+
+    The key hashes the tokenizer's full definition (vocabulary, merges, normalizer), not just its name, so an
+    edited tokenizer never reuses stale ids. Set LM_RECIPES_TOKEN_CACHE=0 to turn the cache off.
+    """
+    if os.environ.get("LM_RECIPES_TOKEN_CACHE", "1") == "0":
+        return dict(tokenize())
+    key = hashlib.sha256(json.dumps([kind, type(tokenizer).__name__, len(tokenizer), settings]).encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # minus the truncation/padding state, which the last call to the tokenizer leaves behind
+        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        key.update(json.dumps(definition, sort_keys=True).encode())
+    else:
+        key.update(str(sorted(tokenizer.get_vocab().items())).encode())
+    for column in texts:
+        for text in column:
+            key.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    path = assets.cache_dir() / "tokens" / f"{kind}-{key.hexdigest()[:32]}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            names = [name[: -len(".flat")] for name in stored.files if name.endswith(".flat")]
+            return {name: _unflatten(stored[name + ".flat"], stored[name + ".ends"]) for name in names}
+    encoded = dict(tokenize())
+    arrays = {}
+    for name, rows in encoded.items():
+        arrays[name + ".flat"] = np.fromiter((i for row in rows for i in row), dtype=np.int64)
+        arrays[name + ".ends"] = np.cumsum([len(row) for row in rows], dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, path)  # a reader never sees a half-written file
+    return encoded
+
+
+def _unflatten(flat: np.ndarray, ends: np.ndarray) -> list[list[int]]:
+    starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+    return [flat[start:end].tolist() for start, end in zip(starts, ends)]

@@ -1,0 +1,80 @@
+"""A classifier's test split looked at closely: every metric, the confusion matrix, the errors ranked by the
+model's confidence, per-class numbers and (explain > 0) token attributions. Returns data; common.report renders it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from common.evaluate.attributions import token_attributions
+from common.evaluate.metrics import classification_scores, confusion, softmax
+
+
+@dataclass
+class ClassificationEvaluation:
+    metrics: dict  # flat test_* metrics for metrics.json
+    scores: dict  # classification_scores() with per-class entries
+    label_names: list[str]
+    text_columns: list[str]
+    matrix: list[list[int]]  # rows: true label, columns: predicted
+    errors: pd.DataFrame  # the wrong test examples, most confident first
+    per_class: pd.DataFrame  # precision, recall, F1, support, most often mistaken for
+    class_counts: dict  # split -> examples per class, in label order
+    attributions: list[dict] = field(default_factory=list)  # --explain: tokens and their scores per example
+    task: str = "classification"
+
+
+def evaluate_classifier(
+    trainer, dataset, splits: dict, label_names: list[str], text_columns: list[str], explain: int = 0, tokenizer=None
+) -> ClassificationEvaluation:
+    """Test metrics (every average, per class, MCC, ROC-AUC), the confusion matrix, the errors and per-class table,
+    and with explain > 0 the attributions of the first `explain` test examples."""
+    output = trainer.predict_in_order(dataset)  # sliding windows: one prediction per document
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    labels = output.label_ids
+    counts = {"test_windows": len(dataset), "test_documents": len(labels)} if "document" in dataset.column_names else {}
+    probabilities = softmax(logits)
+    predictions = probabilities.argmax(-1)
+    scores = classification_scores(labels, probabilities, label_names)
+    metrics = {"test_loss": output.metrics["test_loss"], **counts, **{f"test_{k}": v for k, v in scores.items()}}
+    metrics.update({k: v for k, v in output.metrics.items() if k.endswith(("_runtime", "_per_second"))})
+    matrix = confusion(labels, predictions, len(label_names))
+
+    frame = splits["test"].reset_index(drop=True)
+    errors = pd.DataFrame({column: frame[column] for column in text_columns})
+    errors["true_label"] = [label_names[i] for i in labels]
+    errors["predicted_label"] = [label_names[i] for i in predictions]
+    errors["probability"] = probabilities.max(-1)
+    errors["true_label_probability"] = probabilities[np.arange(len(labels)), labels]
+    errors = errors[predictions != labels].sort_values("probability", ascending=False, kind="stable")
+    per_class = pd.DataFrame(
+        {
+            "label": label_names,
+            "precision": [scores[f"{n}_precision"] for n in label_names],
+            "recall": [scores[f"{n}_recall"] for n in label_names],
+            "f1": [scores[f"{n}_f1"] for n in label_names],
+            "support": [scores[f"{n}_support"] for n in label_names],
+            "most_often_mistaken_for": [_most_confused(matrix, i, label_names) for i in range(len(label_names))],
+        }
+    )
+    attributions = []
+    if explain:
+        rows = [tuple(frame.loc[i, c] for c in text_columns) for i in range(min(explain, len(frame)))]
+        attributions = [
+            {
+                **token_attributions(trainer.model, tokenizer, row, trainer.args.device, label_names),
+                "true": label_names[labels[i]],
+            }
+            for i, row in enumerate(rows)
+        ]
+    class_counts = {name: np.bincount(f["labels"], minlength=len(label_names)).tolist() for name, f in splits.items()}
+    return ClassificationEvaluation(
+        metrics, scores, label_names, list(text_columns), matrix, errors, per_class, class_counts, attributions
+    )
+
+
+def _most_confused(matrix: list[list[int]], row: int, label_names: list[str]) -> str:
+    counts = [(count, label_names[j]) for j, count in enumerate(matrix[row]) if j != row and count]
+    return f"{max(counts)[1]} ({max(counts)[0]})" if counts else ""

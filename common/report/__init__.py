@@ -1,0 +1,16 @@
+"""Reporting: renders what a run measured (common.evaluate) as the terminal table, Markdown, PNG, HTML and csv."""
+
+from common.report.console import format_value, metrics_table, print_metrics
+from common.report.files import run_files
+from common.report.markdown import kfold_report, model_card, run_report, search_report
+
+__all__ = [
+    "format_value",
+    "kfold_report",
+    "metrics_table",
+    "model_card",
+    "print_metrics",
+    "run_files",
+    "run_report",
+    "search_report",
+]

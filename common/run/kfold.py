@@ -1,0 +1,88 @@
+"""--kfold K: K models on stratified folds of every labelled row, each fold's metrics and their mean +- std.
+
+Each fold is an ordinary run of the same recipe: its main() with a config derived from the run's, the fold's rows
+as the training file and the held-out fold as validation and test file, saved in OUTPUT_DIR/fold-N with its own
+report. OUTPUT_DIR/kfold.json and OUTPUT_DIR/report.md hold the table across folds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from common.config import ClassificationConfig
+from common.data import labelled_rows
+from common.errors import UserError
+from common.report import kfold_report, print_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def folds(labels, k: int, seed: int) -> list[np.ndarray]:
+    """Held-out row indices of each of k stratified folds: disjoint, together every row once."""
+    labels = np.asarray(labels).astype(str)
+    smallest = pd.Series(labels).value_counts().min()
+    if smallest < k:
+        raise UserError(
+            f"--kfold {k}: the rarest class has only {smallest} rows, fewer than the {k} folds; lower --kfold"
+        )
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [held_out for _, held_out in splitter.split(np.zeros(len(labels)), labels)]
+
+
+def run(main, config: ClassificationConfig) -> dict:
+    """Train one model per fold through the recipe's own main(); write kfold.json and report.md."""
+    k, label_column = config.runs.kfold, config.data.label_column
+    rows = labelled_rows(config.data)
+    held_out = folds(rows[label_column], k, config.training.seed)
+    output_dir = Path(config.output.output_dir)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
+        for number, indices in enumerate(held_out, start=1):
+            train_file, test_file = Path(scratch) / f"train-{number}.csv", Path(scratch) / f"held-out-{number}.csv"
+            rows.drop(index=indices).to_csv(train_file, index=False)
+            rows.iloc[indices].to_csv(test_file, index=False)
+            logger.info(
+                "fold %d of %d: %d training rows, %d held out", number, k, len(rows) - len(indices), len(indices)
+            )
+            main(
+                config.derive(
+                    kfold=0,
+                    train_file=str(train_file),
+                    validation_file=str(test_file),
+                    test_file=str(test_file),
+                    dataset=None,
+                    dataset_config=None,
+                    max_test_samples=None,
+                    output_dir=str(output_dir / f"fold-{number}"),
+                )
+            )
+            results.append(json.loads((output_dir / f"fold-{number}" / "metrics.json").read_text()))
+    names = [
+        n
+        for n in results[0]
+        if n.startswith("test_")
+        and isinstance(results[0][n], (int, float))
+        and not n.endswith(("_runtime", "_per_second", "_support"))
+    ]
+    summary = {
+        "k": k,
+        "rows": len(rows),
+        "folds": [{n: r[n] for n in names} for r in results],
+        "mean": {n: float(np.mean([r[n] for r in results])) for n in names},
+        "std": {n: float(np.std([r[n] for r in results], ddof=1)) for n in names},
+    }
+    (output_dir / "kfold.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (output_dir / "report.md").write_text(kfold_report(summary, config.flat()))
+    print_metrics(
+        f"{k}-fold cross-validation (mean)",
+        summary["mean"],
+        [n for n in ("test_accuracy", "test_macro_f1", "test_mcc", "test_loss") if n in names],
+    )
+    return summary

@@ -1,0 +1,82 @@
+"""Facts about the process and the machine a run is on: processes, precision, logging, scratch space."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import warnings
+
+import torch
+
+from common.errors import UserError
+
+
+def world_size() -> int:
+    """Processes started by torchrun / accelerate launch (they set WORLD_SIZE); 1 for a plain `python recipe.py`."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def bf16_is_fast() -> bool:
+    """Whether bf16 autocast runs natively here: Ampere+ GPUs, or CPUs with AVX512-BF16/AMX (else it is emulated, slow)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers; older/other builds may lack them
+        return False
+
+
+def precision_flags(precision: str) -> dict:
+    """TrainingArguments flags for --precision auto|bf16|fp16|fp32 (auto: bf16 autocast where it is fast)."""
+    if precision == "auto":
+        precision = "bf16" if bf16_is_fast() else "fp32"
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this machine")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def command() -> str:
+    """The command line this process was started with, as a user could paste it."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def scratch_dir() -> str:
+    """Where Trainer may write while training; removed when the process exits (the result goes through save_run)."""
+    path = tempfile.mkdtemp(prefix="lm-recipes-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def setup_logging() -> None:
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate launch: one process reports, the others stay quiet
+        sys.stdout = open(os.devnull, "w")
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stdout)
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # avoids the fork warning once DataLoader workers start
+    warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated.*")
+
+
+def run_cli(main, argv=None) -> None:
+    """Run a command's main(argv): bad input (UserError) ends with one line on stderr and exit status 2."""
+    setup_logging()
+    try:
+        main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,92 @@
+"""TrainingArguments from a run configuration: what Trainer is told, chosen in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from transformers import TrainingArguments
+
+from common.config import RunConfig
+from common.errors import UserError
+from common.runtime import precision_flags, scratch_dir, world_size
+from common.train.checkpoints import checkpoint_dir, tensorboard_dir
+
+logger = logging.getLogger(__name__)
+
+
+def training_arguments(config: RunConfig, work_dir: str | None = None, **overrides) -> TrainingArguments:
+    """Evaluate every epoch (or --eval-steps), bf16 when fast, and no intermediate checkpoints unless --save-steps
+    asks for them or --early-stopping-patience needs them. `work_dir`: where Trainer may write (default: a scratch
+    folder removed at exit; the result is saved by common.run.save_run).
+
+    --batch-size is the global batch (examples per optimizer step), whatever the number of processes: under
+    torchrun/accelerate launch each of N processes takes batch_size / N, so results match a one-process run.
+    """
+    training, output = config.training, config.output
+    processes = world_size()
+    if training.batch_size % processes:
+        raise UserError(
+            f"--batch-size {training.batch_size} does not split evenly over {processes} processes; "
+            f"use a multiple of {processes}"
+        )
+    if processes > 1:
+        logger.info(
+            "%d processes, %d examples each per step (global batch %d)",
+            processes,
+            training.batch_size // processes,
+            training.batch_size,
+        )
+    settings = dict(
+        output_dir=str(work_dir or scratch_dir()),
+        num_train_epochs=training.epochs,
+        learning_rate=training.lr,
+        per_device_train_batch_size=training.batch_size // processes,
+        per_device_eval_batch_size=training.batch_size
+        * 2
+        // processes,  # no gradients at eval time: twice the batch fits
+        warmup_steps=training.warmup,
+        weight_decay=training.weight_decay,
+        lr_scheduler_type=training.scheduler,
+        label_smoothing_factor=config.techniques.label_smoothing,
+        eval_strategy="steps" if training.eval_steps else "epoch",
+        eval_steps=training.eval_steps,
+        train_sampling_strategy="group_by_length",  # batches of similar length: little padding, same results
+        save_strategy="no",  # the final model is saved once, atomically, by save_run()
+        logging_strategy="steps",
+        logging_steps=training.logging_steps,
+        report_to=output.report_to,
+        seed=training.seed,
+        data_seed=training.seed,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        # Causal LMs divide their summed token loss by the token count of the whole global batch, and Trainer
+        # scales it back per process. Classification models (and our losses) take a plain mean, which that
+        # scaling would make N times too big with N processes.
+        average_tokens_across_devices=config.task == "causal_lm",
+        torch_compile=training.compile,
+        **precision_flags(training.precision),
+    )
+    if output.report_to == "tensorboard":  # read by Trainer's TensorBoard callback; save_run keeps the folder
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(output.output_dir))
+    if output.save_steps:  # checkpoints that --resume can continue from, kept in --output-dir until the run ends
+        settings.update(
+            output_dir=str(checkpoint_dir(output.output_dir)),
+            save_strategy="steps",
+            save_steps=output.save_steps,
+            save_total_limit=2,
+        )
+    if training.early_stopping_patience:
+        # keep a checkpoint per evaluation (two at most) so the best one can be restored at the end
+        settings.update(
+            save_strategy=settings["eval_strategy"],
+            save_total_limit=2,
+            load_best_model_at_end=True,
+            metric_for_best_model=training.best_metric,
+            greater_is_better=training.greater_is_better,
+        )
+        if training.eval_steps and not output.save_steps:
+            settings["save_steps"] = training.eval_steps
+    settings.update(overrides)
+    return TrainingArguments(**settings)

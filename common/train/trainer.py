@@ -1,0 +1,116 @@
+"""RecipeTrainer: Trainer plus what the recipes need of it, and no training loop of its own.
+
+- resumable data order: length-grouped batches seeded by (seed, epoch), so a resumed run sees what it would have
+- evaluation in dataset order, and per document for long-text windows (a `document` column)
+- a stop with one clear line when the loss becomes NaN/inf
+- optimizer parameter groups and callbacks from common.train.techniques
+"""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import torch
+from transformers import EvalPrediction, Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PredictionOutput
+
+from common.data import long_text
+from common.errors import UserError
+from common.train.checkpoints import MarkCompleteCheckpoints
+
+
+class RecipeTrainer(Trainer):
+    """Trainer, plus `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups
+    (common.train.techniques makes it for --layer-lr-decay and --gradual-unfreeze)."""
+
+    def __init__(self, *args, parameter_groups=None, callbacks=None, **kwargs):
+        self.parameter_groups = parameter_groups
+        super().__init__(*args, callbacks=[*(callbacks or []), MarkCompleteCheckpoints()], **kwargs)
+
+    # ---- --long-text sliding-window: evaluate per document, not per window
+    _keep_eval_order = False
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self._keep_eval_order:  # windows must come back in dataset order to be regrouped by document
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset)
+
+    def predict_in_order(self, dataset, ignore_keys=None, metric_key_prefix="test") -> PredictionOutput:
+        """predict() with the rows in dataset order (eval batches are otherwise length-grouped); long-text windows
+        (a `document` column) come back as one row of averaged logits, and one label, per document."""
+        self._keep_eval_order = True
+        try:
+            output = self.predict(dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        finally:
+            self._keep_eval_order = False
+        if "document" not in dataset.column_names:
+            return output
+        document = np.asarray(dataset["document"])
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        return PredictionOutput(
+            long_text.mean_by_document(logits, document),
+            long_text.first_by_document(output.label_ids, document),
+            output.metrics,
+        )
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if not (isinstance(dataset, datasets.Dataset) and "document" in dataset.column_names):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        output = self.predict_in_order(dataset, ignore_keys, metric_key_prefix)
+        prefix = metric_key_prefix
+        metrics = {
+            f"{prefix}_loss": output.metrics[f"{prefix}_loss"],
+            f"{prefix}_windows": len(dataset),
+            f"{prefix}_documents": len(output.predictions),
+        }
+        metrics.update({f"{prefix}_{k}": v for k, v in self.compute_metrics(EvalPrediction(*output[:2])).items()})
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, LengthGroupedSampler):
+            return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed, self.args.world_size)
+        return sampler
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():  # stop at once: every later step would only spread the NaN/inf
+            for callback in self.callback_handler.callbacks:  # end the progress bar's line before the message
+                if getattr(callback, "training_bar", None) is not None:
+                    callback.training_bar.close()
+            raise UserError(
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1}; lower --lr "
+                f"(now {self.args.learning_rate:g}) or try --precision fp32"
+            )
+        return loss
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.parameter_groups is not None:
+            groups = self.parameter_groups(model or self.model, self.args.learning_rate, self.args.weight_decay)
+            optimizer_class, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model or self.model)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order depends only on (seed, epoch).
+
+    Trainer's own draws from the global random stream, whose state at the start of an epoch is not in a
+    checkpoint, so a resumed run would see epoch 2 in another order. Trainer calls set_epoch() each epoch.
+    Groups are cut for the global batch: with N processes, accelerate hands each its share of every global
+    batch, so one process and N see the same examples in each step.
+    """
+
+    def __init__(self, sampler: LengthGroupedSampler, seed: int, processes: int = 1):
+        self.__dict__.update(vars(sampler))
+        self.batch_size = sampler.batch_size * processes
+        self.seed = seed
+        self.generator = torch.Generator()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + int(epoch))

@@ -1,0 +1,98 @@
+"""The command line generated from the configuration: flags, --help, --config files."""
+
+import json
+
+import pytest
+
+from common.config import cli
+from recipes import bert_classification, causal_lm, gpt2_sentiment
+
+
+def parse(recipe, *argv):
+    return cli.parse(recipe.DEFAULTS, [str(a) for a in argv])
+
+
+def test_no_flags_gives_the_recipes_defaults():
+    for recipe in (bert_classification, gpt2_sentiment, causal_lm):
+        assert parse(recipe) == recipe.DEFAULTS
+
+
+def test_flags_become_typed_settings():
+    config = parse(
+        bert_classification,
+        "--lr",
+        "3e-5",
+        "--text-column",
+        "q",
+        "a",
+        "--freeze-embeddings",
+        "--gradual-unfreeze",
+        "epoch",
+        "--resume",
+    )
+    assert config.training.lr == 3e-5 and config.data.text_column == ["q", "a"]
+    assert config.techniques.freeze_embeddings and config.techniques.gradual_unfreeze == "epoch"
+    assert config.output.resume == "last"
+    assert not parse(gpt2_sentiment, "--no-freeze-embeddings").techniques.freeze_embeddings
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--lr", "nan"], "must be a finite number"),
+        (["--gradual-unfreeze", "often"], "expected a whole number"),
+        (["--batch", "8"], "unrecognized arguments: --batch"),  # no silent prefix abbreviations
+        (["--precision", "fp8"], "invalid choice"),
+        (["--lora-r", "8", "--layer-lr-decay", "0.8"], "--lora-r trains adapters, not layers"),
+    ],
+)
+def test_bad_flags_are_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(bert_classification, *argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_shows_each_group_and_the_recipes_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.parse(gpt2_sentiment.DEFAULTS, ["--help"], gpt2_sentiment.__doc__)
+    text = capsys.readouterr().out
+    for title in ("model:", "data (files win", "training:", "techniques (see", "output:", "several runs"):
+        assert title in text
+    assert "embedded:smollm2-135m" in text and "--focal-gamma" in text and "--block-size" not in text
+
+
+def test_a_config_file_is_read_and_the_command_line_wins(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: 5.0e-5\nbatch_size: 8\ntext_column: [q, a]\nfreeze_embeddings: true\nmerge_lora: false\n")
+    config = parse(bert_classification, "--config", path, "--batch-size", "4")
+    assert (config.training.lr, config.training.batch_size, config.data.text_column) == (5e-5, 4, ["q", "a"])
+    assert config.techniques.freeze_embeddings
+
+
+def test_a_run_config_repeats_the_run_but_never_its_overwrite_or_resume(tmp_path):
+    first = parse(causal_lm, "--lr", "3e-4", "--block-size", "64", "--overwrite")
+    path = tmp_path / "run_config.json"
+    path.write_text(json.dumps(first.flat()))
+    again = parse(causal_lm, "--config", path)
+    assert again.training.lr == 3e-4 and again.data.block_size == 64
+    assert not again.output.overwrite  # an action, not a setting: never taken from a file
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("learning_rate: 1.0e-4\n", "unknown keys: learning_rate"),
+        ("- lr\n", "must map flag names to values"),
+        ("lr: [\n", "could not be read as YAML"),
+        ("task: causal_lm\n", "is for a causal_lm run"),
+        ("lr: -1\n", "argument --lr: must be greater than 0"),
+    ],
+)
+def test_bad_config_files_are_one_line(tmp_path, text, message, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit):
+        parse(bert_classification, "--config", path)
+    assert message in capsys.readouterr().err

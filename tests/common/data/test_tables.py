@@ -1,0 +1,126 @@
+import json
+
+import pandas as pd
+import pytest
+
+from common.data import tables as data
+from common.errors import UserError
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
+def test_read_file_every_table_format(tmp_path, reviews_frame, suffix):
+    path = tmp_path / f"reviews{suffix}"
+    if suffix == ".csv":
+        reviews_frame.to_csv(path, index=False)
+    elif suffix == ".json":
+        path.write_text(json.dumps(reviews_frame.to_dict(orient="records")))
+    elif suffix == ".jsonl":
+        reviews_frame.to_json(path, orient="records", lines=True)
+    else:
+        reviews_frame.to_parquet(path)
+    frame = data.read_file(path)
+    assert list(frame["text"]) == list(reviews_frame["text"])
+    assert list(frame["label"]) == list(reviews_frame["label"])
+
+
+def test_read_file_txt_and_folder_give_one_document_per_file(tmp_path):
+    (tmp_path / "a.txt").write_text("first document\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("second document\n")
+    assert data.read_file(tmp_path / "a.txt")["text"].tolist() == ["first document\n"]
+    assert sorted(data.read_file(tmp_path)["text"]) == ["first document\n", "second document\n"]
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p / "nope.csv", "does not exist"),
+        (lambda p: (p / "x.xlsx").write_text("a") and p / "x.xlsx", "unsupported extension '.xlsx'"),
+        (lambda p: (p / "e.csv").write_text("") or p / "e.csv", "is empty"),
+        (lambda p: (p / "b.csv").write_bytes(b"text,label\n\xff\xfe bad,1\n") and p / "b.csv", "not valid UTF-8"),
+        (
+            lambda p: (p / "m.jsonl").write_text('{"text": "ok"}\n{broken\n') and p / "m.jsonl",
+            "could not be read as jsonl",
+        ),
+        (lambda p: p, "no .txt files"),
+    ],
+)
+def test_read_file_errors_name_the_problem(tmp_path, make, expected):
+    with pytest.raises(UserError, match=expected):
+        data.read_file(make(tmp_path))
+
+
+def test_clean_strips_and_drops_empty_and_duplicates():
+    frame = pd.DataFrame({"text": ["  good ", "good", "", None, "bad", "  "], "label": ["p", "p", "p", "n", "n", "n"]})
+    cleaned = data.clean({"train": frame}, ["text"], "label")["train"]
+    assert cleaned["text"].tolist() == ["good", "bad"]
+
+
+def test_clean_drops_training_rows_that_leak_into_test():
+    train = pd.DataFrame({"text": ["a", "b", "c"], "label": [0, 1, 0]})
+    test = pd.DataFrame({"text": ["b"], "label": [1]})
+    cleaned = data.clean({"train": train, "test": test}, ["text"], "label")
+    assert cleaned["train"]["text"].tolist() == ["a", "c"]
+
+
+def test_clean_refuses_a_split_left_empty():
+    with pytest.raises(UserError, match="no rows left after cleaning"):
+        data.clean({"train": pd.DataFrame({"text": ["", "  "], "label": [1, 0]})}, ["text"], "label")
+
+
+def test_split_is_80_10_10_stratified_disjoint_and_seeded():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(200)], "label": ["a"] * 150 + ["b"] * 50})
+    first = data.split({"train": frame}, seed=3, stratify="label")
+    again = data.split({"train": frame}, seed=3, stratify="label")
+    assert {k: len(v) for k, v in first.items()} == {"train": 160, "validation": 20, "test": 20}
+    for name in ("validation", "test"):  # 3:1 class balance kept in each held-out split
+        assert first[name]["label"].value_counts().to_dict() == {"a": 15, "b": 5}
+    texts = [set(first[s]["text"]) for s in ("train", "validation", "test")]
+    assert set.union(*texts) == set(frame["text"]) and sum(map(len, texts)) == 200
+    assert first["test"]["text"].tolist() == again["test"]["text"].tolist()
+
+
+def test_split_only_fills_missing_splits():
+    train = pd.DataFrame({"text": [f"t{i}" for i in range(50)], "label": [0, 1] * 25})
+    test = pd.DataFrame({"text": ["x"], "label": [0]})
+    out = data.split({"train": train, "test": test}, seed=0, stratify="label")
+    assert out["test"] is test and len(out["validation"]) == 5 and len(out["train"]) == 45
+
+
+def test_encode_labels_strings_sorted_and_integers_numeric():
+    splits, names = data.encode_labels({"train": pd.DataFrame({"label": ["pos", "neg", "pos"]})}, "label")
+    assert names == ["neg", "pos"] and splits["train"]["labels"].tolist() == [1, 0, 1]
+    splits, names = data.encode_labels({"train": pd.DataFrame({"label": [10, 2, 2, 1]})}, "label")
+    assert names == ["1", "2", "10"] and splits["train"]["labels"].tolist() == [2, 1, 1, 0]
+
+
+def test_encode_labels_errors():
+    with pytest.raises(UserError, match="only one class"):
+        data.encode_labels({"train": pd.DataFrame({"label": ["a", "a"]})}, "label")
+    with pytest.raises(UserError, match="labels not seen in training: c"):
+        data.encode_labels(
+            {"train": pd.DataFrame({"label": ["a", "b"]}), "test": pd.DataFrame({"label": ["c"]})}, "label"
+        )
+
+
+def test_require_columns_lists_what_is_there():
+    with pytest.raises(UserError, match=r"column 'review' is not in the train data \(columns: text, label\)"):
+        data.require_columns({"train": pd.DataFrame({"text": [], "label": []})}, ["review"], "--text-column")
+
+
+def test_load_splits_needs_some_data_and_train_with_eval_files(tmp_path):
+    with pytest.raises(UserError, match="no data given"):
+        data.load_splits()
+    with pytest.raises(UserError, match="need a --train-file"):
+        data.load_splits(test_file=tmp_path / "t.csv")
+
+
+def test_load_splits_unknown_hub_dataset_offline_is_one_clear_error():
+    with pytest.raises(UserError, match="could not load dataset 'no-such/dataset'"):
+        data.load_splits(dataset="no-such/dataset")
+
+
+def test_subsample_is_seeded_and_bounded(reviews_frame):
+    assert data.subsample(reviews_frame, None, 0) is reviews_frame
+    a, b = data.subsample(reviews_frame, 5, 1), data.subsample(reviews_frame, 5, 1)
+    assert len(a) == 5 and a["text"].tolist() == b["text"].tolist()

@@ -1,0 +1,296 @@
+"""common.serve.predict (files, stdin, classifiers and causal LMs) and common.serve over real HTTP on a loopback port."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.run import from_argv
+from common.serve.predict import Predictor
+from recipes import causal_lm, gpt2_sentiment
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tiny_gpt2, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classifier")
+    rows = pd.DataFrame(
+        {
+            "review": [f"a joy {i}" for i in range(12)] + [f"a mess {i}" for i in range(12)],
+            "label": ["pos"] * 12 + ["neg"] * 12,
+        }
+    )
+    rows.to_csv(folder / "reviews.csv", index=False)
+    from_argv(
+        gpt2_sentiment.main,
+        gpt2_sentiment.DEFAULTS,
+        [
+            "--model",
+            str(tiny_gpt2),
+            "--train-file",
+            str(folder / "reviews.csv"),
+            "--text-column",
+            "review",
+            "--output-dir",
+            str(folder / "run"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--freeze-layers",
+            "1",
+            "--precision",
+            "fp32",
+        ],
+    )
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def generator_run(tiny_llama, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("generator")
+    (folder / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
+    from_argv(
+        causal_lm.main,
+        causal_lm.DEFAULTS,
+        [
+            "--model",
+            str(tiny_llama),
+            "--train-file",
+            str(folder / "corpus.txt"),
+            "--output-dir",
+            str(folder / "run"),
+            "--block-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--precision",
+            "fp32",
+            "--max-train-samples",
+            "8",
+            "--prompt",
+            "",
+        ],
+    )
+    return folder / "run"
+
+
+def predict(*words, stdin=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "common.serve.predict", *map(str, words)],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+
+
+def test_batched_predictions_equal_one_at_a_time_in_input_order(classifier_run):
+    predictor = Predictor(classifier_run, batch_size=3)
+    texts = ["a joy", "a much longer text that pads every other row of its batch", "a mess", "x", "a joy 3 again"]
+    together = predictor.classify(texts)
+    alone = [predictor.classify([t])[0] for t in texts]
+    assert [r["label"] for r in together] == [r["label"] for r in alone]
+    assert [r["probability"] for r in together] == pytest.approx([r["probability"] for r in alone], abs=1e-5)
+    assert all(
+        set(r["probabilities"]) == {"neg", "pos"} and sum(r["probabilities"].values()) == pytest.approx(1)
+        for r in together
+    )
+
+
+def test_predict_a_csv_uses_the_runs_text_column_and_writes_label_and_probability(classifier_run, tmp_path):
+    pd.DataFrame({"id": [1, 2, 3], "review": ["a joy", "a mess", "fine"]}).to_csv(tmp_path / "in.csv", index=False)
+    result = predict(classifier_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["id", "review", "label", "probability", "probability_neg", "probability_pos"]
+    assert out["id"].tolist() == [1, 2, 3] and set(out["label"]) <= {"neg", "pos"}
+    assert (out["probability"] == out[["probability_neg", "probability_pos"]].max(axis=1)).all()
+    assert "predicting" in result.stderr  # the progress bar
+    again = predict(classifier_run, "--input", tmp_path / "in.csv", "--output", tmp_path / "out.csv")
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
+
+
+def test_predict_reads_stdin_and_writes_jsonl(classifier_run):
+    result = predict(classifier_run, stdin="a joy\n\na mess\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["review"] for r in rows] == ["a joy", "a mess"] and all(r["label"] in ("neg", "pos") for r in rows)
+
+
+def test_predict_generates_for_a_causal_lm(generator_run, tmp_path):
+    (tmp_path / "prompts.txt").write_text("line 3\nline 4 of\n")
+    result = predict(
+        generator_run, "--input", tmp_path / "prompts.txt", "--max-new-tokens", "4", "--output", tmp_path / "g.jsonl"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["line 3", "line 4 of"] and all(r["generation"] for r in rows)
+    greedy = Predictor(generator_run).generate(["line 3", "line 4 of"], max_new_tokens=4)
+    assert [r["generation"] for r in rows] == greedy  # temperature 0: greedy, the same every time
+
+
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        (["--input", "missing.csv"], "--input 'missing.csv' does not exist"),
+        (["--input", "{data}", "--text-column", "body"], "column 'body' is not in the input"),
+        (["--output", "x.txt"], "must end in .csv or .jsonl"),
+    ],
+)
+def test_predict_bad_input_is_one_line(classifier_run, tmp_path, words, message):
+    pd.DataFrame({"review": ["a"]}).to_csv(tmp_path / "data.csv", index=False)
+    result = predict(classifier_run, *[w.replace("{data}", str(tmp_path / "data.csv")) for w in words])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = predict(tmp_path)
+    assert result.returncode == 2 and "is not a saved run (no config.json)" in result.stderr
+
+
+# ---- HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(request):
+    """Starts `python -m common.serve RUN` on a free loopback port; yields a function that sends requests."""
+    run_folder = request.getfixturevalue(request.param)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "common.serve",
+            str(run_folder),
+            "--port",
+            str(port),
+            "--max-batch",
+            "4",
+            "--max-request-kb",
+            "2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+    def call(method, path, body=None, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    deadline = time.time() + 120
+    while True:
+        try:
+            if call("GET", "/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert process.poll() is None and time.time() < deadline, process.stdout.read().decode()[-2000:]
+        time.sleep(0.5)
+    yield call
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("server", ["classifier_run"], indirect=True)
+def test_http_classification_round_trip_and_bad_requests(server, classifier_run):
+    status, health = server("GET", "/health")
+    assert status == 200 and health["task"] == "classification" and health["labels"] == ["neg", "pos"]
+    status, answer = server("POST", "/predict", {"texts": ["a joy", "a mess"]})
+    assert status == 200 and len(answer["predictions"]) == 2
+    expected = Predictor(classifier_run).classify(["a joy", "a mess"])
+    assert [p["label"] for p in answer["predictions"]] == [p["label"] for p in expected]
+    assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
+        [p["probability"] for p in expected], abs=1e-5
+    )
+
+    assert server("POST", "/predict", {"texts": []}) == (
+        422,
+        {"error": "texts: List should have at least 1 item after validation, not 0"},
+    )
+    assert server("POST", "/predict", {"text": "a joy"}) == (422, {"error": "texts: Field required"})
+    status, answer = server("POST", "/predict", raw=b"{not json")
+    assert status == 422 and "not valid JSON" in answer["error"]
+    assert server("POST", "/predict", {"texts": ["a"] * 5}) == (
+        400,
+        {"error": "5 texts in one request; send at most 4"},
+    )
+    status, answer = server("POST", "/generate", {"prompts": ["a"]})
+    assert status == 400 and "this model classifies text; POST to /predict" in answer["error"]
+    status, answer = server("POST", "/predict", {"texts": ["x" * 3000]})
+    assert status == 413 and "over the limit of 2048 bytes" in answer["error"]
+    assert server("GET", "/health")[0] == 200  # still serving after the bad requests
+
+
+@pytest.mark.parametrize("server", ["generator_run"], indirect=True)
+def test_http_generation_round_trip(server, generator_run):
+    status, answer = server("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 4})
+    assert status == 200 and answer["generations"] == Predictor(generator_run).generate(["line 3"], max_new_tokens=4)
+    status, answer = server("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 0})
+    assert status == 422 and answer["error"].startswith("max_new_tokens: Input should be greater than or equal to 1")
+    status, answer = server("POST", "/predict", {"texts": ["a"]})
+    assert status == 400 and "this model generates text" in answer["error"]
+
+
+def test_a_lora_adapter_folder_predicts_like_the_reloaded_adapter(tiny_gpt2, reviews_csv, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from common.model import lora
+
+    run = tmp_path / "lora"
+    from_argv(
+        gpt2_sentiment.main,
+        gpt2_sentiment.DEFAULTS,
+        [
+            "--model",
+            str(tiny_gpt2),
+            "--train-file",
+            str(reviews_csv),
+            "--output-dir",
+            str(run),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--freeze-layers",
+            "0",
+            "--lora-r",
+            "4",
+            "--precision",
+            "fp32",
+        ],
+    )
+    predictor = Predictor(run)
+    assert predictor.task == "classification" and predictor.labels == ["neg", "pos"]
+    model, tokenizer = lora.load(run), AutoTokenizer.from_pretrained(run)
+    with torch.no_grad():
+        expected = model(**tokenizer(["a joy"], return_tensors="pt")).logits.softmax(-1)[0]
+    assert predictor.classify(["a joy"])[0]["probabilities"]["pos"] == pytest.approx(float(expected[1]), abs=1e-5)

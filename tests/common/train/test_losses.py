@@ -1,0 +1,92 @@
+"""The loss registry: class weights, weighted cross-entropy, focal loss, and what technique_hooks builds."""
+
+import pytest
+import torch
+
+from common.config.schema import LOSSES as LOSS_CHOICES
+from common.errors import UserError
+from common.train import losses, technique_hooks
+from tests.conftest import classification_config
+
+LOGITS = torch.tensor([[2.0, 0.0], [0.5, 1.5], [0.0, 0.0], [-1.0, 3.0]])
+LABELS = torch.tensor([0, 1, 1, 0])
+
+
+def test_the_loss_flag_offers_exactly_the_registered_losses():
+    assert LOSS_CHOICES == list(losses.LOSSES)
+
+
+def test_auto_class_weights_are_inverse_frequency():
+    weights = losses.class_weights("auto", [0, 0, 0, 1], ["a", "b"])
+    assert weights.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
+    assert losses.class_weights("1,2.5", [0, 1], ["a", "b"]).tolist() == [1.0, 2.5]
+    assert losses.class_weights(None, [0, 1], ["a", "b"]) is None
+    with pytest.raises(UserError, match="needs 2 positive numbers, one per class in the order a, b"):
+        losses.class_weights("1,2,3", [0, 1], ["a", "b"])
+    with pytest.raises(UserError, match="needs 2 positive numbers"):
+        losses.class_weights("nan,1", [0, 1], ["a", "b"])
+    with pytest.raises(UserError, match="takes 'auto' or numbers"):
+        losses.class_weights("heavy", [0, 1], ["a", "b"])
+
+
+def test_weighted_loss_equals_the_hand_computed_value():
+    logits, labels = LOGITS[:3], LABELS[:3]
+    weights = torch.tensor([1.0, 3.0])
+    log_p = torch.log_softmax(logits, dim=-1)
+    by_hand = -(1.0 * log_p[0, 0] + 3.0 * log_p[1, 1] + 3.0 * log_p[2, 1]) / (1.0 + 3.0 + 3.0)
+    loss = losses.WeightedCrossEntropy(weights)({"logits": logits}, labels)
+    assert loss.item() == pytest.approx(by_hand.item())
+    assert loss.item() != pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+
+
+def test_focal_loss_equals_the_hand_computed_value_and_gamma_0_is_cross_entropy():
+    p_true = LOGITS.softmax(-1)[torch.arange(4), LABELS]
+    by_hand = (-((1 - p_true) ** 2) * p_true.log()).mean()
+    assert losses.FocalLoss(2.0)({"logits": LOGITS}, LABELS).item() == pytest.approx(by_hand.item())
+    plain = torch.nn.functional.cross_entropy(LOGITS, LABELS)
+    assert losses.FocalLoss(0.0)({"logits": LOGITS}, LABELS).item() == pytest.approx(plain.item())
+    weights = torch.tensor([1.0, 3.0])
+    weighted = losses.FocalLoss(0.0, weights)({"logits": LOGITS}, LABELS)
+    assert weighted.item() == pytest.approx(losses.WeightedCrossEntropy(weights)({"logits": LOGITS}, LABELS).item())
+
+
+def test_focal_loss_weighs_confident_right_answers_less_than_cross_entropy():
+    easy = torch.tensor([[4.0, 0.0]])  # p_true ~ 0.98
+    hard = torch.tensor([[0.0, 0.5]])  # p_true ~ 0.38
+    label = torch.tensor([0])
+    ratio = [
+        (losses.FocalLoss(2.0)({"logits": x}, label) / torch.nn.functional.cross_entropy(x, label)).item()
+        for x in (easy, hard)
+    ]
+    assert ratio[0] < 0.001 and ratio[1] > 0.3
+
+
+def test_technique_hooks_build_the_chosen_loss_and_callbacks(tiny_bert):
+    from transformers import EarlyStoppingCallback
+
+    from common.config import ModelConfig
+    from common.model import layers, load_classifier, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_bert))
+    model = load_classifier(ModelConfig(model=str(tiny_bert)), ["a", "b"], tokenizer)
+    plain = technique_hooks(classification_config(), model, [0, 1, 1], ["a", "b"])
+    assert plain == {"callbacks": [], "compute_loss_func": None, "parameter_groups": None}  # the model's own loss
+    weighted = technique_hooks(classification_config(class_weights="auto"), model, [0, 1, 1], ["a", "b"])
+    assert isinstance(weighted["compute_loss_func"], losses.WeightedCrossEntropy)
+    focal = technique_hooks(
+        classification_config(
+            loss="focal",
+            focal_gamma=1.5,
+            label_smoothing=0.1,
+            early_stopping_patience=2,
+            gradual_unfreeze=5,
+            eval_steps=5,
+        ),
+        model,
+        [0, 1, 1],
+        ["a", "b"],
+    )
+    assert isinstance(focal["compute_loss_func"], losses.FocalLoss)
+    assert (focal["compute_loss_func"].gamma, focal["compute_loss_func"].label_smoothing) == (1.5, 0.1)
+    assert [type(c) for c in focal["callbacks"]] == [layers.GradualUnfreezing, EarlyStoppingCallback]
+    assert focal["parameter_groups"] is not None  # every parameter in a group, so unfrozen ones are updated
