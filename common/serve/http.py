@@ -127,7 +127,9 @@ def create_app(predictor: Predictor, max_batch: int = 64, max_request_bytes: int
 def main(argv=None) -> None:
     import uvicorn
 
-    parser = RecipeParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = RecipeParser(
+        prog="python -m common.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="a recipe's output folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")

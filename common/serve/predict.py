@@ -180,7 +180,9 @@ def write_outputs(frame: pd.DataFrame, path: str | None) -> None:
 
 
 def main(argv=None) -> None:
-    parser = RecipeParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = RecipeParser(
+        prog="python -m common.serve.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="a recipe's output folder")
     parser.add_argument("--input", help="csv/jsonl/json/parquet/txt file; standard input if left out")
     parser.add_argument("--output", help="where to write: .csv or .jsonl (default: jsonl on standard output)")
