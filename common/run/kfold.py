@@ -20,6 +20,7 @@ from common.config import ClassificationConfig
 from common.data import labelled_rows
 from common.errors import UserError
 from common.report import kfold_report, print_metrics
+from common.run.output import mark_run
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def run(main, config: ClassificationConfig) -> dict:
     rows = labelled_rows(config.data)
     held_out = folds(rows[label_column], k, config.training.seed)
     output_dir = Path(config.output.output_dir)
+    mark_run(output_dir)  # the folds and the summary: a run of ours, which --overwrite may replace
     results = []
     with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
         for number, indices in enumerate(held_out, start=1):

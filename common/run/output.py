@@ -38,16 +38,56 @@ def start_run(config: RunConfig) -> str | None:
     return resume
 
 
+RUN_MARKER = ".lm-recipes-run"  # written into every output folder a run of ours makes; --overwrite replaces only those
+# what a folder may hold while a run of ours writes into it (--save-steps, --report-to tensorboard)
+WHILE_TRAINING = {"checkpoints", "tensorboard", RUN_MARKER}
+
+
+def is_our_run(path: Path) -> bool:
+    """Whether `path` is an output folder this project wrote: it has the marker, or it holds only what a run in
+    progress writes, or (a run saved before the marker existed) run_config.json beside metrics.json."""
+    names = {p.name for p in path.iterdir()}
+    return RUN_MARKER in names or names <= WHILE_TRAINING or {"run_config.json", "metrics.json"} <= names
+
+
+def mark_run(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / RUN_MARKER).write_text("an output folder of lm-recipes: --overwrite may replace it\n")
+
+
+def _never_replaced(path: Path) -> str | None:
+    """Why `path` may not be replaced whatever the flags say, or None."""
+    resolved, cwd, home = path.resolve(), Path.cwd().resolve(), Path.home().resolve()
+    if resolved == Path(resolved.anchor) or resolved == home or resolved in (cwd, *cwd.parents):
+        return "is the root, your home or the current folder (or one above it)"
+    if (path / ".git").exists():
+        return "holds a git repository (.git)"
+    return None
+
+
 def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = None) -> Path:
-    """Refuse to replace another run's results unless asked, and fail now (not after training) if unwritable."""
+    """Refuse to replace anything but a run of ours, and that only when asked; fail now (not after training) if
+    the folder cannot be written. With --overwrite, the old run's checkpoints and curves go now (they must not be
+    resumed into, or mixed with, this run); the rest of it is replaced by the final save in one step."""
     path = Path(path)
+    if path.is_symlink():
+        raise UserError(
+            f"--output-dir '{path}' is a symbolic link; give the real folder it points to, or another --output-dir"
+        )
     if path.exists() and not path.is_dir():
         raise UserError(f"--output-dir '{path}' is a file, not a folder; choose another --output-dir")
-    if path.is_dir() and any(path.iterdir()) and not (overwrite or resume):
-        raise UserError(
-            f"--output-dir '{path}' already holds files; pass --overwrite to replace them, --resume to "
-            f"continue its training, or choose another --output-dir"
-        )
+    if path.is_dir() and any(path.iterdir()):
+        reason = _never_replaced(path) or (None if is_our_run(path) else "holds files that no run of lm-recipes wrote")
+        if reason:
+            raise UserError(
+                f"--output-dir '{path}' {reason}, so it is never replaced; choose another --output-dir "
+                f"(a new or empty folder)"
+            )
+        if not (overwrite or resume):
+            raise UserError(
+                f"--output-dir '{path}' already holds a run; pass --overwrite to replace it, --resume to "
+                f"continue its training, or choose another --output-dir"
+            )
     parent = path.absolute().parent
     existing = next(p for p in [parent, *parent.parents] if p.exists())
     if not existing.is_dir():
@@ -127,6 +167,7 @@ def _write_run(
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / "run_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
+        mark_run(staging)
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         for name, content in run_files(config, metrics, history or [], evaluation).items():

@@ -29,6 +29,7 @@ import torch
 from common.config import RunConfig
 from common.errors import UserError
 from common.report import search_report
+from common.run.output import mark_run
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def run(main, config: RunConfig) -> dict:
     metric = config.training.best_metric
     maximize = config.training.greater_is_better
     output_dir = Path(config.output.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    mark_run(output_dir)  # the trials and the summary: a run of ours, which --overwrite may replace
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=chosen)
     trial_configs = {}

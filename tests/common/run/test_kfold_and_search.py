@@ -85,7 +85,12 @@ def test_grid_search_visits_every_grid_point_and_writes_a_rerunnable_best_config
     assert points == {(lr, b) for lr in (1e-4, 1e-3, 1e-2) for b in (4, 8)} and len(summary["trials"]) == 6
     values = [t["validation_accuracy"] for t in summary["trials"]]
     assert summary["best"]["value"] == max(values)
-    assert sorted(p.name for p in out.iterdir()) == ["best_config.yaml", "report.md", "search.json"]  # trials deleted
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".lm-recipes-run",
+        "best_config.yaml",
+        "report.md",
+        "search.json",
+    ]  # trials deleted
     best = yaml.safe_load((out / "best_config.yaml").read_text())
     assert (best["lr"], best["batch_size"]) == (
         summary["best"]["params"]["lr"],

@@ -1,5 +1,6 @@
 import errno
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,9 +13,9 @@ from tests.conftest import classification_config
 
 
 def test_check_output_dir_refuses_another_runs_files(tmp_path):
-    (tmp_path / "run").mkdir()
+    outputs.mark_run(tmp_path / "run")
     (tmp_path / "run" / "metrics.json").write_text("{}")
-    with pytest.raises(UserError, match="already holds files; pass --overwrite to replace them, --resume"):
+    with pytest.raises(UserError, match="already holds a run; pass --overwrite to replace it, --resume"):
         outputs.check_output_dir(tmp_path / "run", overwrite=False)
     assert outputs.check_output_dir(tmp_path / "run", overwrite=False, resume="last") == tmp_path / "run"
     assert outputs.check_output_dir(tmp_path / "run", overwrite=True) == tmp_path / "run"
@@ -24,6 +25,42 @@ def test_check_output_dir_refuses_another_runs_files(tmp_path):
         outputs.check_output_dir(tmp_path / "afile", overwrite=True)
     with pytest.raises(UserError, match="'.*afile' is a file; choose another --output-dir"):
         outputs.check_output_dir(tmp_path / "afile" / "out", overwrite=False)
+
+
+def test_overwrite_never_replaces_what_no_run_of_ours_wrote(tmp_path, monkeypatch):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("years of work")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    outputs.mark_run(repo)  # even a marked folder: a git checkout is never replaced
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    cases = [
+        (mine, "holds files that no run of lm-recipes wrote"),
+        (repo, "holds a git repository"),
+        (link, "is a symbolic link"),
+        (Path.home(), "the root, your home or the current folder"),
+    ]
+    for folder, message in cases:
+        for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}, {"overwrite": False}):
+            with pytest.raises(UserError, match=message):
+                outputs.check_output_dir(folder, **flags)
+    current = tmp_path / "cwd"  # the current folder, even one that looks like a run
+    (current / "checkpoints").mkdir(parents=True)
+    monkeypatch.chdir(current)
+    with pytest.raises(UserError, match="the root, your home or the current folder"):
+        outputs.check_output_dir(Path("."), overwrite=True)
+    assert (mine / "chapter1.tex").read_text() == "years of work" and (repo / ".git").is_dir()
+    # what a run of ours left: its marker, or only checkpoints from an interrupted run, or an earlier version's files
+    interrupted = tmp_path / "interrupted"
+    (interrupted / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "run_config.json").write_text("{}")
+    (older / "metrics.json").write_text("{}")
+    for folder in (interrupted, older):
+        assert outputs.check_output_dir(folder, overwrite=True) == folder
 
 
 def test_unwritable_output_parent_is_refused_before_training(tmp_path, monkeypatch):
@@ -43,7 +80,7 @@ def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2
     config = classification_config(output_dir=str(out), seed=1)
     outputs.save_run(config, model, tokenizer, {"test_accuracy": 0.9}, [{"loss": 1.0, "step": 1}])
     names = {p.name for p in out.iterdir()}
-    assert "model.safetensors" in names and "old.txt" not in names
+    assert "model.safetensors" in names and "old.txt" not in names and outputs.RUN_MARKER in names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     assert json.loads((out / "metrics.json").read_text()) == {"test_accuracy": 0.9}
     assert json.loads((out / "log_history.json").read_text()) == [{"loss": 1.0, "step": 1}]
