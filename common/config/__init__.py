@@ -1,11 +1,9 @@
 """The run configuration (typed, grouped dataclasses) and the command line generated from it."""
 
 from common.config.cli import parse
-from common.config.schema import (
-    CausalLMConfig,
+from common.config.groups import (
     CausalLMOutput,
     CausalLMTraining,
-    ClassificationConfig,
     ClassificationData,
     ClassificationOutput,
     ClassificationRuns,
@@ -14,11 +12,11 @@ from common.config.schema import (
     DataConfig,
     ModelConfig,
     OutputConfig,
-    RunConfig,
     Runs,
     Techniques,
     TrainingConfig,
 )
+from common.config.schema import CausalLMConfig, ClassificationConfig, RunConfig
 
 __all__ = [
     "parse",

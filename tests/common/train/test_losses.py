@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from common.config.schema import LOSSES as LOSS_CHOICES
+from common.config.groups import LOSSES as LOSS_CHOICES
 from common.errors import UserError
 from common.train import losses, technique_hooks
 from tests.conftest import classification_config
