@@ -8,8 +8,10 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 
 import torch
@@ -69,14 +71,32 @@ def setup_logging() -> None:
     warnings.filterwarnings("ignore", message=".*`torch_dtype` is deprecated.*")
 
 
-def run_cli(main, argv=None) -> None:
-    """Run a command's main(argv): bad input (UserError) ends with one line on stderr and exit status 2."""
+class Terminated(BaseException):
+    """SIGTERM (kill, a cluster's scheduler, torchrun stopping its workers), raised where the process is, so that
+    cleanup runs: staging and scratch folders are removed, the output folder stays as it was."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def run_cli(main, argv=None, when_stopped: str = "") -> None:
+    """Run a command's main(argv): bad input (UserError) ends with one line on stderr and exit status 2; Ctrl-C and
+    SIGTERM end with one line (plus `when_stopped`) and 130 / 143, after the cleanup a crash would skip."""
     setup_logging()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted" + when_stopped, file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print("stopped by SIGTERM" + when_stopped, file=sys.stderr)
+        sys.exit(143)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

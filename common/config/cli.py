@@ -44,15 +44,16 @@ def _word_parser(name: str, field, kind: type):
     return parse
 
 
-def positive_number(kind: type):
-    """argparse `type=` for a number above 0 (commands other than the recipes: predict, serve)."""
+def positive_number(kind: type, check=positive):
+    """argparse `type=` for a number above 0, or passing another `check` of common.config.fields (commands other
+    than the recipes: predict, serve)."""
 
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        problem = positive(value)
+        problem = check(value)
         if problem:
             raise argparse.ArgumentTypeError(problem)
         return value
@@ -112,6 +113,8 @@ def build_parser(defaults: RunConfig, description: str | None = None) -> RecipeP
 def read_config_file(path: str) -> dict:
     """A --config file as {name: value}; one clear line for a missing or unreadable file."""
     file = Path(path)
+    if file.is_dir():
+        raise UserError(f"--config '{path}' is a folder; give a .yaml or .json file of settings")
     if not file.is_file():
         raise UserError(f"--config '{path}' does not exist")
     is_yaml = file.suffix in (".yaml", ".yml")

@@ -63,6 +63,28 @@ def positive(value) -> str | None:
     return _number(value) or (f"must be greater than 0, got {value}" if value <= 0 else None)
 
 
+def tokens(value) -> str | None:
+    """A length in tokens: an example needs room for its special tokens and some text."""
+    return positive(value) or (f"must be at least 8 tokens, got {value}" if value < 8 else None)
+
+
+def class_weights(value) -> str | None:
+    """auto, or positive numbers separated by commas (their count is checked against the classes later)."""
+    if value is None or value == "auto":
+        return None
+    try:
+        weights = [float(w) for w in str(value).split(",")]
+    except ValueError:
+        return f"takes 'auto' or numbers separated by commas, got {value!r}"
+    problems = [p for p in map(positive, weights) if p]
+    return f"each weight {problems[0]}" if problems else None
+
+
+def valid_seed(value) -> str | None:
+    """numpy, torch and Python's random all take a seed in [0, 2**32)."""
+    return non_negative(value) or (f"must be below 2**32 = {2**32}, got {value}" if value >= 2**32 else None)
+
+
 def non_negative(value) -> str | None:
     return _number(value) or (f"must be 0 or more, got {value}" if value < 0 else None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config.fields import (
+    class_weights,
     fraction,
     non_negative,
     one_or_two,
@@ -17,9 +18,14 @@ from common.config.fields import (
     probability,
     require,
     steps_or_epoch,
+    tokens,
+    valid_seed,
 )
 
 SCHEDULES = ["linear", "cosine", "constant_with_warmup", "constant"]
+# what a classifier's validation reports (common.evaluate.metrics.classification_scores; a test keeps them equal)
+CLASSIFICATION_METRICS = ["loss", "accuracy", "macro_f1", "macro_precision", "macro_recall", "mcc", "roc_auc"]
+CLASSIFICATION_METRICS += [f"{kind}_{name}" for kind in ("micro", "weighted") for name in ("f1", "precision", "recall")]
 
 
 class Group:
@@ -80,7 +86,7 @@ class ClassificationData(DataConfig):
         check=one_or_two,
     )
     label_column: str = option("label", "label column: strings or integers")
-    max_length: int | None = option(None, "truncate each example to this many tokens", check=positive)
+    max_length: int | None = option(None, "truncate each example to this many tokens", check=tokens)
     long_text: str = option(
         "truncate",
         "texts beyond --max-length: keep the start, keep head and tail, or classify "
@@ -95,11 +101,19 @@ class ClassificationData(DataConfig):
         metavar="N",
     )
 
+    def check(self) -> None:
+        super().check()
+        require(
+            self.label_column not in self.text_column,
+            f"--label-column '{self.label_column}' is also a --text-column: the model would read the answer; "
+            f"choose the column that holds the text",
+        )
+
 
 @dataclass(frozen=True)
 class CorpusData(DataConfig):
     text_column: str = option("text", "text column, for table files and hub datasets")
-    block_size: int | None = option(None, "tokens per training block (the corpus is cut into blocks)", check=positive)
+    block_size: int | None = option(None, "tokens per training block (the corpus is cut into blocks)", check=tokens)
     packing: str = option(
         "documents",
         "documents: positions restart at each document and documents in a block cannot "
@@ -129,7 +143,7 @@ class TrainingConfig(Group):
         "torch.compile the model; on a 2-core CPU it compiled for 1-2.5 min and ran no faster "
         "(benchmarks/), so it is off unless you measure a gain on your machine",
     )
-    seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=non_negative)
+    seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=valid_seed)
     logging_steps: int = option(25, "log the training loss every N steps", check=positive)
     eval_steps: int | None = option(None, "validate every N steps instead of every epoch", check=positive)
     early_stopping_patience: int | None = option(
@@ -139,8 +153,17 @@ class TrainingConfig(Group):
         metavar="N",
     )
     best_metric: str = option(
-        "accuracy", "validation metric that early stopping and --search watch (loss, accuracy, macro_f1, ...)"
+        "accuracy",
+        "validation metric that early stopping and --search watch: " + ", ".join(CLASSIFICATION_METRICS),
+        choices=CLASSIFICATION_METRICS,
+        metavar="METRIC",
     )
+
+    def check(self) -> None:
+        if self.precision == "fp16":  # checked here, before any data or model is loaded
+            import torch
+
+            require(torch.cuda.is_available(), "--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this machine")
 
     @property
     def greater_is_better(self) -> bool:
@@ -150,7 +173,7 @@ class TrainingConfig(Group):
 @dataclass(frozen=True)
 class CausalLMTraining(TrainingConfig):
     best_metric: str = option(
-        "loss", "validation metric that early stopping and --search watch (loss, next_token_accuracy, ...)"
+        "loss", "validation metric that early stopping and --search watch", choices=["loss", "next_token_accuracy"]
     )
     lm_loss: str = option(
         "chunked",
@@ -226,6 +249,7 @@ class ClassificationTechniques(Techniques):
         None,
         "weight the loss per class: auto (inverse frequency in the training split) or one number per class",
         metavar="auto|W1,W2,...",
+        check=class_weights,
     )
 
 

@@ -24,6 +24,27 @@ from common.errors import UserError
 logger = logging.getLogger(__name__)
 
 
+# Tokenizing a 50 MB cell whole takes minutes and gigabytes, only for all but --max-length tokens to be cut off.
+# No token of real text spans more than a few dozen characters, so cells are first cut to this many characters per
+# token of --max-length: the tokens kept are the same.
+CHARS_PER_TOKEN = 64
+
+
+def cut_long_texts(texts: list[str], max_length: int, keep_tail: bool = False) -> list[str]:
+    """Each text cut to max_length * CHARS_PER_TOKEN characters (with `keep_tail`, that many from each end)."""
+    limit = max_length * CHARS_PER_TOKEN
+    cut = [
+        t if len(t) <= (2 if keep_tail else 1) * limit else (t[:limit] + t[-limit:] if keep_tail else t[:limit])
+        for t in texts
+    ]
+    longest = max(map(len, texts), default=0)
+    if longest > limit:
+        logger.info(
+            "texts up to %d characters long: cut to %d before tokenizing (--max-length %d)", longest, limit, max_length
+        )
+    return cut
+
+
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after a single text ([CLS] / [SEP] for BERT, none for GPT-2)."""
     plain = tokenizer("hello", add_special_tokens=False)["input_ids"]
@@ -37,7 +58,8 @@ def head_tail_dataset(frame: pd.DataFrame, tokenizer, text_column: str, max_leng
     budget = max_length - len(before) - len(after)
     head = budget // 4
     rows, long = [], 0
-    for ids in tokenizer(frame[text_column].tolist(), add_special_tokens=False)["input_ids"]:
+    texts = cut_long_texts(frame[text_column].tolist(), max_length, keep_tail=True)
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         long += len(ids) > budget
         kept = ids if len(ids) <= budget else ids[:head] + ids[len(ids) - (budget - head) :]
         rows.append(before + kept + after)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from common import assets
@@ -26,11 +27,17 @@ CORPUS_SUFFIXES = (".txt",)
 # ---------------------------------------------------------------- loading
 
 
-def read_file(path: str | Path, flag: str = "--train-file") -> pd.DataFrame:
-    """One file as a table. A .txt file, or a folder of them, becomes one row per file (column `text`)."""
+def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True) -> pd.DataFrame:
+    """One file as a table. A .txt file, or (with `folders`) a folder of them, becomes one row per file
+    (column `text`)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{flag} '{path}' does not exist; check the path")
+    if path.is_dir() and not folders:
+        raise UserError(
+            f"{flag} '{path}' is a folder; give one table file ({' '.join(TABLE_SUFFIXES)}) with a text and a "
+            f"label column"
+        )
     if path.is_dir():
         files = sorted(path.rglob("*.txt"))
         if not files:
@@ -44,6 +51,8 @@ def read_file(path: str | Path, flag: str = "--train-file") -> pd.DataFrame:
         raise UserError(f"{flag} '{path}' has the unsupported extension '{path.suffix}'; use one of: {supported}")
     if suffix == ".txt":
         return pd.DataFrame({"text": [_read_text(path, flag)], "title": [path.stem]})
+    if suffix != ".parquet":
+        _check_is_text(path, flag, suffix)
     try:
         if suffix == ".csv":
             return pd.read_csv(path, encoding="utf-8")
@@ -54,23 +63,55 @@ def read_file(path: str | Path, flag: str = "--train-file") -> pd.DataFrame:
         raise UserError(f"{flag} '{path}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise UserError(f"{flag} '{path}' is empty; it needs a header row and at least one data row") from None
+    except PermissionError:
+        raise UserError(f"{flag} '{path}' cannot be read (permission denied); check its permissions") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{flag} '{path}' could not be read as {suffix[1:]} ({first}); check its format") from None
+        raise UserError(
+            f"{flag} '{path}' could not be read as {suffix[1:]} ({first_line(e)}); check its format"
+        ) from None
+
+
+def first_line(error: Exception, limit: int = 160) -> str:
+    """An exception's first line, cut to `limit` characters: it may quote a whole line of the user's file."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_is_text(path: Path, flag: str, suffix: str) -> None:
+    """Refuse, before parsing, what cannot be this format: binary data, and a JSON array named .jsonl."""
+    try:
+        with path.open("rb") as f:
+            start = f.read(65536)
+    except OSError as e:
+        raise UserError(f"{flag} '{path}' cannot be read ({e.strerror or first_line(e)}); check the file") from None
+    if b"\x00" in start:
+        raise UserError(
+            f"{flag} '{path}' is binary (it holds NUL bytes), not {suffix[1:]} text; check that it is the right file"
+        )
+    if suffix == ".jsonl" and start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        raise UserError(
+            f"{flag} '{path}' holds one JSON array, not JSON lines (one object per line); rename it to .json"
+        )
 
 
 def _read_text(path: Path, flag: str) -> str:
+    _check_is_text(path, flag, ".txt")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{flag} '{path}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+    except OSError as e:
+        raise UserError(f"{flag} '{path}' cannot be read ({e.strerror or first_line(e)}); check the file") from None
 
 
-def load_splits(train_file=None, validation_file=None, test_file=None, dataset=None, dataset_config=None) -> dict:
-    """The splits a user gave, as tables: files win over --dataset; missing splits are absent from the dict."""
+def load_splits(
+    train_file=None, validation_file=None, test_file=None, dataset=None, dataset_config=None, folders=True
+) -> dict:
+    """The splits a user gave, as tables: files win over --dataset; missing splits are absent from the dict.
+    `folders`: whether a folder of .txt files may stand for a file (a corpus, not a labelled table)."""
     if train_file:
         files = {"train": train_file, "validation": validation_file, "test": test_file}
-        return {split: read_file(f, f"--{split}-file") for split, f in files.items() if f}
+        return {split: read_file(f, f"--{split}-file", folders) for split, f in files.items() if f}
     if validation_file or test_file:
         raise UserError("--validation-file/--test-file need a --train-file too; add --train-file")
     if not dataset:
@@ -86,9 +127,8 @@ def _load_hub_dataset(name: str, config: str | None) -> dict:
     try:
         loaded = datasets.load_dataset(name, config)
     except Exception as e:  # offline, unknown name, bad config: all end the same way for the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"could not load dataset '{name}' ({reason}); use a local file with --train-file, "
+            f"could not load dataset '{name}' ({first_line(e)}); use a local file with --train-file, "
             f"or an embedded dataset: {', '.join(assets.PREFIX + k for k in assets.EMBEDDED_DATASETS)}"
         ) from None
     aliases = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation", "test": "test"}
@@ -109,13 +149,25 @@ def _load_hub_dataset(name: str, config: str | None) -> dict:
 
 
 def require_columns(splits: dict, columns: list[str], flag: str) -> None:
+    """Each column in every split, holding one value per row (not lists or objects, as JSON and parquet allow)."""
     for split, frame in splits.items():
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             available = ", ".join(map(str, frame.columns))
+            if len(available) > 300:
+                available = available[:300] + "..."
             raise UserError(
                 f"column '{missing[0]}' is not in the {split} data (columns: {available}); choose one with {flag}"
             )
+        for column in dict.fromkeys(columns):
+            nested = frame[column].map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+            if nested.any():
+                row = int(np.flatnonzero(nested.to_numpy())[0])
+                kind = type(frame[column].iloc[row]).__name__
+                raise UserError(
+                    f"column '{column}' of the {split} data holds a {kind} in row {row + 1}, not one value; each row "
+                    f"needs one text and one label (join or explode the lists first)"
+                )
 
 
 def clean(splits: dict, text_columns: list[str], label_column: str | None = None) -> dict:
@@ -171,6 +223,13 @@ def split(splits: dict, seed: int, stratify: str | None = None, fraction: float 
     if len(train) < n_out * len(missing) + 2:
         raise UserError(
             f"only {len(train)} training rows: too few to split off {'/'.join(missing)}; add data or pass those files"
+        )
+    classes = train[stratify].nunique() if stratify else 0
+    if classes > n_out:
+        raise UserError(
+            f"{classes} classes in only {len(train)} training rows: a held-out {'/'.join(missing)} split of "
+            f"{n_out} rows cannot hold every class; pass --validation-file and --test-file, or add rows "
+            f"(about {10 * classes} at least)"
         )
     for name in missing:
         labels = train[stratify] if stratify else None
@@ -233,7 +292,9 @@ def _label_name(value) -> str:
 def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, list[str]]:
     """Load -> check columns -> clean -> split 80/10/10 (stratified) where needed -> cap sizes -> augment the
     training split (--augment) -> encode labels."""
-    splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
+    splits = load_splits(
+        data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config, folders=False
+    )
     require_columns(splits, [*data.text_column, data.label_column], "--text-column/--label-column")
     splits = clean(splits, data.text_column, data.label_column)
     splits = split(splits, seed, stratify=data.label_column)
@@ -246,7 +307,9 @@ def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, li
 
 def labelled_rows(data: ClassificationData) -> pd.DataFrame:
     """Every labelled row the recipe would see (all given splits), cleaned and de-duplicated (--kfold splits these)."""
-    splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
+    splits = load_splits(
+        data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config, folders=False
+    )
     require_columns(splits, [*data.text_column, data.label_column], "--text-column/--label-column")
     splits = clean(splits, data.text_column, data.label_column)
     rows = pd.concat(splits.values(), ignore_index=True)[[*data.text_column, data.label_column]]

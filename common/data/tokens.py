@@ -19,6 +19,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from common import assets
+from common.data.long_text import cut_long_texts, long_text_dataset
 from common.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def classification_dataset(
     frame: pd.DataFrame, tokenizer, text_columns: list[str], max_length: int
 ) -> datasets.Dataset:
     """input_ids/attention_mask/labels for each row; two text columns are encoded as a sentence pair."""
-    texts = [frame[c].tolist() for c in text_columns]
+    texts = [cut_long_texts(frame[c].tolist(), max_length) for c in text_columns]
     encoded = cached(
         "classification",
         tokenizer,
@@ -56,8 +57,6 @@ def classification_datasets(
         return {
             name: classification_dataset(frame, tokenizer, text_columns, max_length) for name, frame in splits.items()
         }
-    from common.data.long_text import long_text_dataset
-
     return {
         name: long_text_dataset(frame, tokenizer, text_columns, max_length, long_text, stride)
         for name, frame in splits.items()

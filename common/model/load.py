@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from common import assets
@@ -27,18 +30,64 @@ def load_config(name: str, trust_remote_code: bool = False, **overrides):
     path = Path(source)
     if path.is_dir() and not (path / "config.json").exists():
         raise UserError(f"--model '{name}' is a folder without config.json, so not a saved model; point it at one")
+    if path.is_dir():
+        check_config_file(name, path / "config.json", trust_remote_code)
     try:
         return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **overrides)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         if "trust_remote_code" in str(e):
             raise UserError(
                 f"--model '{name}' needs its own code to run; pass --trust-remote-code if you trust it"
             ) from None
+        if path.is_dir():
+            raise UserError(f"--model '{name}': its config.json could not be used ({_first_line(e)})") from None
         embedded = ", ".join(assets.PREFIX + k for k in assets.EMBEDDED_MODELS)
         raise UserError(
             f"could not load model '{name}': it is not a local folder and could not be fetched from the hub "
             f"(offline, or no such model); use a local folder or an embedded model: {embedded}"
         ) from None
+
+
+def _first_line(error: Exception, limit: int = 160) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_config_file(name: str, file: Path, trust_remote_code: bool = False) -> None:
+    """A local model's config.json: valid JSON naming a model type this transformers knows (else its own code)."""
+    from transformers import CONFIG_MAPPING, __version__
+
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise UserError(f"--model '{name}': '{file}' is not valid JSON ({_first_line(e)}); re-save the model") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--model '{name}': '{file}' must hold a JSON object; re-save the model")
+    model_type = values.get("model_type")
+    if model_type not in CONFIG_MAPPING and not (trust_remote_code and "auto_map" in values):
+        known = "has no model_type" if model_type is None else f"names model_type '{model_type}'"
+        raise UserError(
+            f"--model '{name}': '{file}' {known}, which transformers {__version__} does not know; check the file, "
+            f"or use a transformers version that has this model"
+        )
+
+
+def weights_problem(file: Path) -> str | None:
+    """What is wrong with a safetensors file, read from its header alone, or None: it must be as long as its
+    header says (a copy or download cut short is not)."""
+    try:
+        size = file.stat().st_size
+        with file.open("rb") as f:
+            (header_size,) = struct.unpack("<Q", f.read(8))
+            if header_size > size:
+                return f"{file.name} has no valid header"
+            header = json.loads(f.read(header_size))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error):
+        return f"{file.name} cannot be read as safetensors"
+    if size != 8 + header_size + end:
+        return f"{file.name} is {size} bytes, its header says {8 + header_size + end}: cut short or damaged"
+    return None
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
@@ -99,6 +148,10 @@ def load_weights(
             f"pickle weights can run code when loaded: convert them to safetensors, or pass --allow-pickle "
             f"if you trust the source"
         )
+    for file in sorted(path.glob("*.safetensors")) if path.is_dir() else []:
+        problem = weights_problem(file)
+        if problem:
+            raise UserError(f"--model '{name}': {problem}; copy or save the model again")
     try:
         return model_class.from_pretrained(
             source,
@@ -113,6 +166,8 @@ def load_weights(
             f"could not load the weights of '{name}' ({str(e).splitlines()[0]}); with only pickle "
             f"weights (.bin), pass --allow-pickle if you trust the source"
         ) from None
+    except SafetensorError as e:
+        raise UserError(f"could not load the weights of '{name}' ({_first_line(e)}); save the model again") from None
     except ValueError as e:
         if attention and "attention" in str(e):  # e.g. SDPA asked of a model that has no SDPA attention
             raise UserError(

@@ -90,20 +90,45 @@ def for_saving(model, merge: bool):
     return model
 
 
-def save_extras(model, folder: Path) -> None:
-    """Next to peft's adapter files: the base model's config (label names, pad token) for load()."""
-    if is_lora(model):
-        model.get_base_model().config.save_pretrained(folder)
+def save_extras(model, folder: Path, base_model: str | None = None) -> None:
+    """Next to peft's adapter files: the base model's config (label names, pad token) for load(); and the base
+    model named as the run named it (`base_model`: embedded:NAME, a hub id, a local folder made absolute) instead
+    of the resolved path peft records, which points into this virtualenv and breaks when it moves."""
+    if not is_lora(model):
+        return
+    model.get_base_model().config.save_pretrained(folder)
+    if base_model:
+        from common import assets
+        from common.model.load import resolve
+
+        adapter_file = folder / "adapter_config.json"
+        adapter = json.loads(adapter_file.read_text())
+        recorded = Path(str(adapter.get("base_model_name_or_path")))
+        if recorded.is_dir() and Path(resolve(base_model)).resolve() == recorded.resolve():  # the same model
+            adapter["base_model_name_or_path"] = (
+                base_model if assets.is_embedded(base_model) else str(recorded.resolve())
+            )
+            adapter_file.write_text(json.dumps(adapter, indent=2) + "\n")
 
 
 def load(folder: str | Path, task: str = "classification"):
     """A saved LoRA run (adapter folder) rebuilt as the model that was trained, ready for inference."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from common.model.load import resolve
+
     peft = _peft()
     folder = Path(folder)
     adapter = json.loads((folder / "adapter_config.json").read_text())
     config = AutoConfig.from_pretrained(folder)
     model_class = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
-    base = model_class.from_pretrained(adapter["base_model_name_or_path"], config=config)
+    base_model = adapter.get("base_model_name_or_path") or ""
+    try:
+        base = model_class.from_pretrained(resolve(base_model), config=config, use_safetensors=True)
+    except OSError as e:
+        raise UserError(
+            f"the LoRA run in '{folder}' needs its base model '{base_model}', which could not be loaded with "
+            f"safetensors weights ({str(e).strip().splitlines()[0][:160] if str(e).strip() else 'not found'}); "
+            f"make it available, or retrain with --merge-lora for a self-contained model"
+        ) from None
     return peft.PeftModel.from_pretrained(base, folder).eval()

@@ -82,6 +82,7 @@ def run(main, config: ClassificationConfig) -> dict:
     }
     (output_dir / "kfold.json").write_text(json.dumps(summary, indent=1) + "\n")
     (output_dir / "report.md").write_text(kfold_report(summary, config.flat()))
+    mark_run(output_dir, [f"fold-{n}" for n in range(1, k + 1)] + ["kfold.json", "report.md"])
     print_metrics(
         f"{k}-fold cross-validation (mean)",
         summary["mean"],

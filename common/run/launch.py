@@ -11,18 +11,25 @@ import sys
 
 from common.config import ClassificationRuns, RunConfig, parse
 from common.run import kfold, search
-from common.run.output import check_output_dir
+from common.run.output import check_output_dir, output_lock
 from common.runtime import run_cli
+
+STOPPED = (
+    "; --output-dir is as it was before this run (--resume continues from the last checkpoint, if --save-steps "
+    "wrote one)"
+)
 
 
 def launch(main, config: RunConfig):
-    """main(config) once, or through common.run.kfold / common.run.search when the config asks for several runs."""
+    """main(config) once, or through common.run.kfold / common.run.search when the config asks for several runs;
+    --output-dir is held for this run alone until it ends (a second run into it refuses at once)."""
     config.check()
     folds = config.runs.kfold if isinstance(config.runs, ClassificationRuns) else 0
-    if not (folds or config.runs.search):
-        return main(config)
-    check_output_dir(config.output.output_dir, config.output.overwrite)
-    return kfold.run(main, config) if folds else search.run(main, config)
+    with output_lock(config.output.output_dir):
+        if not (folds or config.runs.search):
+            return main(config)
+        check_output_dir(config.output.output_dir, config.output.overwrite)
+        return kfold.run(main, config) if folds else search.run(main, config)
 
 
 def from_argv(main, defaults: RunConfig, argv: list[str] | None = None):
@@ -33,4 +40,4 @@ def from_argv(main, defaults: RunConfig, argv: list[str] | None = None):
 
 def command_line(main, defaults: RunConfig, argv: list[str] | None = None) -> None:
     """`python recipe.py ...`: bad input (UserError) ends with one line on stderr and exit status 2."""
-    run_cli(lambda words: from_argv(main, defaults, words), argv)
+    run_cli(lambda words: from_argv(main, defaults, words), argv, STOPPED)

@@ -1,58 +1,75 @@
-"""The output folder of a run: refuse to clobber another run, --resume, and the atomic final save.
+"""The output folder of a run: never clobber what is not a run of ours, one run at a time, --resume, the final save.
 
-When training ends, the final model, tokenizer, metrics.json, run_config.json, log_history.json and the report
-files are written to a staging folder next to --output-dir and moved into place in one step, replacing the
-checkpoints (common.train.checkpoints) that --save-steps wrote while training.
+- A run folder carries a marker (common.train.checkpoints.RUN_MARKER) listing what runs wrote there. --overwrite
+  and --resume accept only such folders, and never /, home, the current folder or above, a git checkout, a symlink.
+- Nothing is deleted before every input has been checked; an earlier run's checkpoints go when training starts.
+- `output_lock` keeps a second run out of a folder while one is writing it.
+- When training ends, the final model, tokenizer, metrics.json, run_config.json, log_history.json and the report
+  files are written to a staging folder next to --output-dir and swapped in, replacing the run's own files
+  (and the checkpoints --save-steps wrote); files the user added to the folder are kept. If the save fails after
+  the weights were written, they are kept in NAME.unsaved-TIME and the error says so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from accelerate import PartialState
 from accelerate.utils import DistributedType
 from transformers import set_seed
 
-from common.config import OutputConfig, RunConfig
+from common.config import RunConfig
 from common.errors import UserError
 from common.model import lora
 from common.report import run_files
-from common.train.checkpoints import COMPLETE, checkpoint_dir, last_complete_checkpoint, tensorboard_dir
+from common.train.checkpoints import (
+    COMPLETE,
+    RUN_CONFIG,
+    RUN_MARKER,
+    WHILE_TRAINING,
+    checkpoint_dir,
+    damage,
+    last_complete_checkpoint,
+    mark_run,
+    tensorboard_dir,
+    written_by_runs,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def start_run(config: RunConfig) -> str | None:
     """Before any work: the output folder checked, the random state seeded; returns the checkpoint --resume
-    continues from (None without --resume)."""
+    continues from (None without --resume). Nothing is deleted here: an earlier run's checkpoints go only when
+    training starts (RecipeTrainer.train), once the data and the model have loaded."""
     config.check()
     check_output_dir(config.output.output_dir, config.output.overwrite, config.output.resume)
-    resume = resume_point(config.output)
+    remove_stale_staging(config.output.output_dir)
+    resume = resume_point(config)
     set_seed(config.training.seed)
     return resume
-
-
-RUN_MARKER = ".lm-recipes-run"  # written into every output folder a run of ours makes; --overwrite replaces only those
-# what a folder may hold while a run of ours writes into it (--save-steps, --report-to tensorboard)
-WHILE_TRAINING = {"checkpoints", "tensorboard", RUN_MARKER}
 
 
 def is_our_run(path: Path) -> bool:
     """Whether `path` is an output folder this project wrote: it has the marker, or it holds only what a run in
     progress writes, or (a run saved before the marker existed) run_config.json beside metrics.json."""
     names = {p.name for p in path.iterdir()}
-    return RUN_MARKER in names or names <= WHILE_TRAINING or {"run_config.json", "metrics.json"} <= names
-
-
-def mark_run(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / RUN_MARKER).write_text("an output folder of lm-recipes: --overwrite may replace it\n")
+    return RUN_MARKER in names or names <= set(WHILE_TRAINING) or {"run_config.json", "metrics.json"} <= names
 
 
 def _never_replaced(path: Path) -> str | None:
@@ -67,8 +84,7 @@ def _never_replaced(path: Path) -> str | None:
 
 def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = None) -> Path:
     """Refuse to replace anything but a run of ours, and that only when asked; fail now (not after training) if
-    the folder cannot be written. With --overwrite, the old run's checkpoints and curves go now (they must not be
-    resumed into, or mixed with, this run); the rest of it is replaced by the final save in one step."""
+    the folder cannot be written. Deletes nothing: the final save replaces the run's own files and keeps the rest."""
     path = Path(path)
     if path.is_symlink():
         raise UserError(
@@ -94,16 +110,66 @@ def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = Non
         raise UserError(f"cannot create --output-dir '{path}': '{existing}' is a file; choose another --output-dir")
     if not os.access(existing, os.W_OK):
         raise UserError(f"cannot write to '{existing}' for --output-dir '{path}'; choose a folder you can write to")
-    if overwrite and path.is_dir() and not resume:
-        shutil.rmtree(
-            checkpoint_dir(path), ignore_errors=True
-        )  # an old run's checkpoints must not be resumed into this one
-        shutil.rmtree(tensorboard_dir(path), ignore_errors=True)  # nor its curves mixed into this one's
     return path
 
 
-def resume_point(output: OutputConfig) -> str | None:
-    """--resume (the last complete checkpoint in --output-dir) or --resume PATH, checked; None without --resume."""
+def _staging_pattern(output_dir: Path) -> re.Pattern:
+    return re.compile(re.escape(f".{output_dir.name}.partial-") + r"[a-z0-9_]{8}")
+
+
+def remove_stale_staging(output_dir: str | Path) -> None:
+    """Remove the staging folders (.NAME.partial-XXXXXXXX) that a save killed mid-way left next to `output_dir`;
+    run under the output folder's lock (common.run.launch), so no other run is writing one."""
+    output_dir = Path(output_dir).absolute()
+    if output_dir.parent.is_dir():
+        pattern = _staging_pattern(output_dir)
+        for stale in output_dir.parent.iterdir():
+            if pattern.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink():
+                logger.info("removing %s, left by a save that was cut off", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def output_lock(output_dir: str | Path):
+    """Hold --output-dir for one run at a time: a second run into the same folder refuses at once instead of
+    training for an hour and then failing to save. The lock lives in the temp folder (keyed by the resolved path),
+    never in the user's folders, and the OS releases it when the process ends, however it ends.
+    Under torchrun / accelerate launch only the first process takes it."""
+    if fcntl is None or int(os.environ.get("RANK", "0")) > 0:  # no fcntl on Windows: no lock there
+        yield
+        return
+    key = hashlib.sha256(str(Path(output_dir).resolve()).encode()).hexdigest()[:24]
+    folder = Path(tempfile.gettempdir()) / f"lm-recipes-locks-{os.getuid()}"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"{key}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise UserError(
+                f"--output-dir '{output_dir}' is in use by a run that has not ended ({holder}); wait for it, "
+                f"or choose another --output-dir"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"process {os.getpid()}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# settings --resume may change: where the run goes and what is reported after training; every other one is
+# the run's own and must match the checkpoint's
+CHANGEABLE_ON_RESUME = {"output_dir", "overwrite", "resume", "save_steps", "report_to", "explain", "prompt"}
+CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
+
+
+def resume_point(config: RunConfig) -> str | None:
+    """--resume (the last complete, intact checkpoint in --output-dir) or --resume PATH, checked against the
+    run's settings; None without --resume."""
+    output = config.output
     if not output.resume:
         return None
     if output.resume != "last":
@@ -113,15 +179,46 @@ def resume_point(output: OutputConfig) -> str | None:
                 f"--resume '{path}' is not a complete checkpoint folder; pass --resume alone for the last "
                 f"complete one in --output-dir"
             )
-        return str(path)
-    found = last_complete_checkpoint(checkpoint_dir(output.output_dir))
-    if found is None:
+        problem = damage(path)
+        if problem:
+            raise UserError(f"--resume '{path}' is damaged ({problem}); pass another checkpoint or start anew")
+    else:
+        path = last_complete_checkpoint(checkpoint_dir(output.output_dir), check=True)
+        if path is None and last_complete_checkpoint(checkpoint_dir(output.output_dir)):
+            raise UserError(
+                f"--resume: every checkpoint in '{checkpoint_dir(output.output_dir)}' is damaged (the log says "
+                f"how); start anew with --overwrite"
+            )
+        if path is None:
+            raise UserError(
+                f"--resume: no complete checkpoint in '{checkpoint_dir(output.output_dir)}'; start without "
+                f"--resume (add --save-steps N to write checkpoints)"
+            )
+    _check_same_settings(config, path)
+    logger.info("resuming from %s", path)
+    return str(path)
+
+
+def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
+    """A resumed run continues the run as it was started: refuse settings that differ from the checkpoint's
+    (a new --batch-size or --lr would be half-applied, a new --model would not fit the weights)."""
+    try:
+        saved = json.loads((checkpoint / RUN_CONFIG).read_text())
+    except FileNotFoundError:
+        return  # a checkpoint from elsewhere (Trainer's own): nothing recorded to compare with
+    except ValueError:
+        raise UserError(f"--resume: '{checkpoint / RUN_CONFIG}' is damaged; pass another checkpoint") from None
+    now = json.loads(json.dumps(config.flat(), default=str))
+    changed = [
+        f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
+        for name in sorted(set(now) | set(saved))
+        if name not in CHANGEABLE_ON_RESUME and now.get(name) != saved.get(name)
+    ]
+    if changed:
         raise UserError(
-            f"--resume: no complete checkpoint in '{checkpoint_dir(output.output_dir)}'; start without "
-            f"--resume (add --save-steps N to write checkpoints)"
+            f"--resume continues the run as it was started, but these settings differ from its checkpoint: "
+            f"{', '.join(changed)}; drop them, or start a new run (--overwrite or another --output-dir)"
         )
-    logger.info("resuming from %s", found)
-    return str(found)
 
 
 def save_run(config: RunConfig, model, tokenizer, metrics: dict, history: list | None = None, evaluation=None) -> Path:
@@ -161,13 +258,14 @@ def _write_run(
 ) -> None:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    weights_saved = False
     try:
         model.save_pretrained(staging, state_dict=weights, safe_serialization=True)
-        lora.save_extras(model, staging)
+        lora.save_extras(model, staging, config.get("model"))
+        weights_saved = True
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / "run_config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        mark_run(staging)
+        (staging / RUN_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         for name, content in run_files(config, metrics, history or [], evaluation).items():
@@ -176,16 +274,62 @@ def _write_run(
             )
         if tensorboard_dir(output_dir).is_dir():  # written while training (--report-to tensorboard): keep it
             shutil.copytree(tensorboard_dir(output_dir), tensorboard_dir(staging))
+        mark_run(staging, [p.name for p in staging.iterdir()])
         os.chmod(staging, 0o755)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException as e:
+    except Exception as e:
+        raise _save_failed(e, output_dir, staging, weights_saved) from None
+    except BaseException:  # Ctrl-C, SIGTERM: the old output stays as it was
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            raise UserError(
-                f"the disk is full: could not save the model to '{output_dir}'; free some space or choose "
-                f"another --output-dir (nothing was written)"
-            ) from None
         raise
+    _swap_in(staging, output_dir)
     logger.info("saved model, tokenizer and metrics to %s", output_dir)
+
+
+def _save_failed(error: Exception, output_dir: Path, staging: Path, weights_saved: bool) -> UserError:
+    """The one line for a save that failed; the trained weights are kept if they were written."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    else:
+        reason = f"{type(error).__name__}: {str(error).strip() or 'no detail'}"
+    if weights_saved:
+        kept = output_dir.parent / f"{output_dir.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            os.replace(staging, kept)
+            return UserError(
+                f"{reason}: could not finish saving the run to '{output_dir}'; the trained model is kept in "
+                f"'{kept}' (its tokenizer and reports may be incomplete)"
+            )
+        except OSError:
+            return UserError(
+                f"{reason}: could not finish saving the run to '{output_dir}'; the trained model is in "
+                f"'{staging}' (its tokenizer and reports may be incomplete)"
+            )
+    shutil.rmtree(staging, ignore_errors=True)
+    fix = "free some space or choose another --output-dir" if reason == "the disk is full" else "fix that and rerun"
+    return UserError(f"{reason}: could not save the model to '{output_dir}'; {fix} (nothing was written)")
+
+
+def _swap_in(staging: Path, output_dir: Path) -> None:
+    """Put the new run in place of the old one in two renames, then carry over what the user had put in the old
+    folder (whatever its marker does not list as a run's); a name the new run also wrote is kept as NAME.kept."""
+    if not output_dir.exists():
+        os.replace(staging, output_dir)
+        return
+    ours = written_by_runs(output_dir)
+    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+    os.replace(output_dir, old / "run")
+    try:
+        os.replace(staging, output_dir)
+    except BaseException:
+        os.replace(old / "run", output_dir)
+        old.rmdir()
+        raise
+    if ours is not None:
+        for entry in sorted((old / "run").iterdir()):
+            if entry.name not in ours:
+                target = output_dir / entry.name
+                while target.exists():
+                    target = target.with_name(target.name + ".kept")
+                os.replace(entry, target)
+                logger.info("kept %s (not written by a run)", target)
+    shutil.rmtree(old)

@@ -20,6 +20,7 @@ import gc
 import itertools
 import json
 import logging
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -52,21 +53,49 @@ def read_space(path: str, config: RunConfig) -> dict:
         raise UserError(f"--search-space '{path}' could not be read: {str(e).splitlines()[0]}") from None
     if not isinstance(space, dict) or not space:
         raise UserError(f"--search-space '{path}' must map flag names to lists of values or {{low, high}} ranges")
+    checked = {}
     for key, values in space.items():
-        if key.replace("-", "_") not in searchable(config):
+        name = str(key).replace("-", "_")
+        if name not in searchable(config):
             raise UserError(f"--search-space '{path}': '{key}' is not a flag that can be searched (see --help)")
         if isinstance(values, dict):
+            values = {k: _number(v) if k in ("low", "high") else v for k, v in values.items()}
             if (
                 set(values) - {"low", "high", "log"}
                 or not {"low", "high"} <= set(values)
+                or not all(isinstance(values[k], (int, float)) and math.isfinite(values[k]) for k in ("low", "high"))
                 or values["low"] >= values["high"]
             ):
                 raise UserError(
-                    f"--search-space '{path}': '{key}' needs {{low: A, high: B}} with A < B (optionally log: true)"
+                    f"--search-space '{path}': '{key}' needs {{low: A, high: B}} with numbers A < B (optionally "
+                    f"log: true)"
                 )
-        elif not isinstance(values, list) or not values:
+            tried = [values["low"], values["high"]]
+        elif isinstance(values, list) and values:
+            values = [_number(v) for v in values]
+            tried = values
+        else:
             raise UserError(f"--search-space '{path}': '{key}' must be a list of values or a {{low, high}} range")
-    return {key.replace("-", "_"): values for key, values in space.items()}
+        for value in tried:  # each value must make a valid run, checked now rather than in trial 3
+            try:
+                config.derive(**{name: value})
+            except UserError as e:
+                raise UserError(f"--search-space '{path}': {key}: {value!r}: {e}") from None
+        checked[name] = values
+    return checked
+
+
+def _number(value):
+    """YAML reads 1e-5 (no dot) as a string: take such a string as the number it means."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return value
 
 
 def sampler(kind: str, space: dict, seed: int):
@@ -166,6 +195,7 @@ def run(main, config: RunConfig) -> dict:
         + yaml.safe_dump(best_config, sort_keys=False)
     )
     (output_dir / "report.md").write_text(search_report(summary, space, config.flat()))
+    mark_run(output_dir, ["search.json", "best_config.yaml", "report.md"])
     print(
         f"\nbest of {len(rows)} trials: validation {metric} {best.value:.4f} with {best.params}\n"
         f"rerun it: python {sys.argv[0]} --config {output_dir / 'best_config.yaml'}"

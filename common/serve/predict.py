@@ -17,14 +17,43 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from common.config.cli import RecipeParser, positive_number
+from common.config.fields import non_negative, valid_seed
 from common.data import read_file
 from common.errors import UserError
+from common.model.load import check_config_file, weights_problem
 from common.runtime import run_cli
+
+
+def _task(config, adapter_file: Path, run_task: str | None) -> str | None:
+    """ "classification" or "generation": from the run's own record, else from the architecture (GPT2LMHeadModel
+    is a causal LM too, whatever its name), or for a LoRA adapter from peft's task type; None if neither."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    if run_task in ("classification", "causal_lm"):
+        return "classification" if run_task == "classification" else "generation"
+    if adapter_file.is_file():
+        try:
+            task_type = json.loads(adapter_file.read_text()).get("task_type")
+        except ValueError:
+            return None
+        return "classification" if task_type == "SEQ_CLS" else "generation"
+    architecture = (config.architectures or [""])[0]
+    if architecture in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()) or architecture.endswith("ForCausalLM"):
+        return "generation"
+    classifiers = set(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values())
+    if architecture in classifiers or architecture.endswith("ForSequenceClassification"):
+        return "classification"
+    return None
 
 
 class Predictor:
@@ -36,33 +65,36 @@ class Predictor:
         self.folder = Path(folder)
         if not (self.folder / "config.json").is_file():
             raise UserError(f"'{folder}' is not a saved run (no config.json); pass a recipe's --output-dir")
-        config = AutoConfig.from_pretrained(self.folder)
-        architecture = (config.architectures or [""])[0]
-        adapter_file = self.folder / "adapter_config.json"
-        if adapter_file.is_file():  # a LoRA run: config.json is the base model's, peft's task_type says what it does
-            task_type = json.loads(adapter_file.read_text()).get("task_type")
-            architecture = "ForSequenceClassification" if task_type == "SEQ_CLS" else "ForCausalLM"
-        self.task = "generation" if architecture.endswith("ForCausalLM") else "classification"
-        if not architecture.endswith(("ForCausalLM", "ForSequenceClassification")):
-            raise UserError(
-                f"'{folder}' holds a {architecture or 'model of unknown kind'}; predict needs a classifier "
-                f"or a causal LM saved by a recipe"
-            )
+        check_config_file(str(folder), self.folder / "config.json")
+        for weights in sorted(self.folder.glob("*.safetensors")):
+            if problem := weights_problem(weights):
+                raise UserError(f"the model in '{folder}' is damaged: {problem}; save or copy it again")
         run_config_file = self.folder / "run_config.json"
-        self.run_config = json.loads(run_config_file.read_text()) if run_config_file.is_file() else {}
-        if adapter_file.is_file():
-            from common.model import lora
+        try:
+            self.run_config = json.loads(run_config_file.read_text()) if run_config_file.is_file() else {}
+        except ValueError:
+            self.run_config = {}  # only the text column and max length come from it; the defaults do
+        config = AutoConfig.from_pretrained(self.folder)
+        adapter_file = self.folder / "adapter_config.json"
+        self.task = _task(config, adapter_file, self.run_config.get("task"))
+        if self.task is None:
+            raise UserError(
+                f"'{folder}' holds a {(config.architectures or ['model of unknown kind'])[0]}; predict needs a "
+                f"classifier or a causal LM saved by a recipe"
+            )
+        try:
+            if adapter_file.is_file():
+                from common.model import lora
 
-            self.model = lora.load(self.folder, "classification" if self.task == "classification" else "causal_lm")
-        else:
-            model_class = AutoModelForCausalLM if self.task == "generation" else AutoModelForSequenceClassification
-            try:
+                self.model = lora.load(self.folder, "classification" if self.task == "classification" else "causal_lm")
+            else:
+                model_class = AutoModelForCausalLM if self.task == "generation" else AutoModelForSequenceClassification
                 self.model = model_class.from_pretrained(self.folder, use_safetensors=True)
-            except OSError as e:
-                raise UserError(
-                    f"could not load the model in '{folder}' ({str(e).splitlines()[0]}); predict reads "
-                    f"safetensors weights only"
-                ) from None
+        except (OSError, SafetensorError) as e:
+            raise UserError(
+                f"could not load the model in '{folder}' ({str(e).strip().splitlines()[0][:160]}); predict reads "
+                f"safetensors weights only"
+            ) from None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
@@ -148,10 +180,17 @@ def read_inputs(path: str | None, text_columns: list[str]) -> pd.DataFrame:
             )
         if path and path != "-" and not Path(path).is_file():
             raise UserError(f"--input '{path}' does not exist; check the path")
-        lines = sys.stdin.read() if path in (None, "-") else Path(path).read_text(encoding="utf-8")
+        where = "standard input" if path in (None, "-") else f"--input '{path}'"
+        try:
+            raw = sys.stdin.buffer.read() if path in (None, "-") else Path(path).read_bytes()
+            lines = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{where} is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
+        except OSError as e:
+            raise UserError(f"{where} cannot be read ({e.strerror or e}); check the file") from None
         frame = pd.DataFrame({text_columns[0]: [line for line in lines.splitlines() if line.strip()]})
     else:
-        frame = read_file(path, "--input")
+        frame = read_file(path, "--input", folders=False)
     missing = [c for c in text_columns if c not in frame.columns]
     if missing:
         raise UserError(
@@ -160,6 +199,15 @@ def read_inputs(path: str | None, text_columns: list[str]) -> pd.DataFrame:
         )
     if frame.empty:
         raise UserError("the input has no texts to predict on")
+    blank = frame[text_columns].isna().any(axis=1) | (
+        frame[text_columns].astype(str).apply(lambda c: c.str.strip()) == ""
+    ).any(axis=1)
+    if blank.any():
+        rows = ", ".join(str(i + 1) for i in np.flatnonzero(blank.to_numpy())[:5])
+        raise UserError(
+            f"{int(blank.sum())} row(s) of the input have no text (row {rows}{', ...' if blank.sum() > 5 else ''}); "
+            f"fill them or remove them"
+        )
     return frame
 
 
@@ -192,13 +240,22 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--max-new-tokens", type=positive_number(int), default=60, help="generation: tokens to add per prompt"
     )
-    parser.add_argument("--temperature", type=float, default=0.0, help="generation: 0 is greedy, above 0 samples")
-    parser.add_argument("--seed", type=int, default=42, help="generation: seed for sampling")
+    parser.add_argument(
+        "--temperature",
+        type=positive_number(float, non_negative),
+        default=0.0,
+        help="generation: 0 is greedy, above 0 samples",
+    )
+    parser.add_argument(
+        "--seed", type=positive_number(int, valid_seed), default=42, help="generation: seed for sampling"
+    )
     args = parser.parse_args(argv)
     if args.output and not args.output.endswith((".csv", ".jsonl")):
         parser.error(f"--output '{args.output}' must end in .csv or .jsonl")
     if args.output and Path(args.output).exists() and not args.overwrite:
         raise UserError(f"--output '{args.output}' already exists; pass --overwrite to replace it")
+    if args.output and not Path(args.output).absolute().parent.is_dir():
+        raise UserError(f"--output '{args.output}': the folder '{Path(args.output).parent}' does not exist; create it")
 
     predictor = Predictor(args.model, args.batch_size)
     columns = args.text_column or predictor.text_columns

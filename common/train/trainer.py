@@ -12,21 +12,43 @@ import datasets
 import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PredictionOutput
 
 from common.data import long_text
 from common.errors import UserError
-from common.train.checkpoints import MarkCompleteCheckpoints
+from common.train.checkpoints import MarkCompleteCheckpoints, clear_previous_run
 
 
 class RecipeTrainer(Trainer):
     """Trainer, plus `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups
     (common.train.techniques makes it for --layer-lr-decay and --gradual-unfreeze)."""
 
-    def __init__(self, *args, parameter_groups=None, callbacks=None, **kwargs):
+    def __init__(self, *args, parameter_groups=None, callbacks=None, run_config: dict | None = None, **kwargs):
         self.parameter_groups = parameter_groups
-        super().__init__(*args, callbacks=[*(callbacks or []), MarkCompleteCheckpoints()], **kwargs)
+        super().__init__(*args, callbacks=[*(callbacks or []), MarkCompleteCheckpoints(run_config)], **kwargs)
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if resume_from_checkpoint is None:
+            # A fresh start (--overwrite): the earlier run's checkpoints and curves must not be resumed into or mixed
+            # with this run's. They go only now, after the data and the model have loaded without error.
+            clear_previous_run(self.args.output_dir, self._tensorboard_folder())
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        except BaseException:  # a NaN stop, Ctrl-C, SIGTERM: end the progress bar's line before the message
+            self._close_progress_bar()
+            raise
+
+    def _close_progress_bar(self) -> None:
+        for callback in self.callback_handler.callbacks:
+            if getattr(callback, "training_bar", None) is not None:
+                callback.training_bar.close()
+                callback.training_bar = None
+
+    def _tensorboard_folder(self) -> str | None:
+        board = next((c for c in self.callback_handler.callbacks if isinstance(c, TensorBoardCallback)), None)
+        return getattr(board, "logging_dir", None)
 
     # ---- --long-text sliding-window: evaluate per document, not per window
     _keep_eval_order = False
@@ -79,9 +101,6 @@ class RecipeTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss).all():  # stop at once: every later step would only spread the NaN/inf
-            for callback in self.callback_handler.callbacks:  # end the progress bar's line before the message
-                if getattr(callback, "training_bar", None) is not None:
-                    callback.training_bar.close()
             raise UserError(
                 f"the training loss became {loss.item()} at step {self.state.global_step + 1}; lower --lr "
                 f"(now {self.args.learning_rate:g}) or try --precision fp32"

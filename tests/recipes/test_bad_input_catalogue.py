@@ -6,9 +6,11 @@ import errno
 import json
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 import transformers
+from safetensors.torch import save_file
 
 from common.run import command_line, from_argv
 from common.run import output as outputs
@@ -44,6 +46,37 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
     (pickled / "model.safetensors").unlink()
     (tmp_path / "unknown.yaml").write_text("lr: 1e-4\nlearning_rate: 1e-4\nepoch: 3\n")
     (tmp_path / "out_is_file").write_text("x")
+    # data a hostile (or unlucky) user gives
+    pd.DataFrame({"text": [f"row {i}" for i in range(100)], "label": [f"c{i // 2}" for i in range(100)]}).to_csv(
+        tmp_path / "many_classes.csv", index=False
+    )
+    (tmp_path / "list_labels.jsonl").write_text(
+        '{"text": "good", "label": "pos"}\n{"text": "bad", "label": ["neg", "meh"]}\n'
+    )
+    pd.DataFrame({"text": [["a", "b"], ["c"]] * 10, "label": ["pos", "neg"] * 10}).to_parquet(
+        tmp_path / "lists.parquet"
+    )
+    (tmp_path / "array.jsonl").write_text(json.dumps([{"text": f"t{i}", "label": "pos"} for i in range(400)]))
+    (tmp_path / "folder_data").mkdir()
+    (tmp_path / "folder_data" / "a.txt").write_text("some text")
+    (tmp_path / "nul.csv").write_bytes(b"\x00" * 100_000)
+    (tmp_path / "nulcorpus.txt").write_bytes(b"text,label\n" + b"\x00" * 100_000)
+    (tmp_path / "conf_dir").mkdir()
+    (tmp_path / "help.yaml").write_text("help: true\n")
+    (tmp_path / "space_nan.yaml").write_text("lr: {low: .nan, high: 1.0e-3}\n")
+    (tmp_path / "space_zero_epochs.yaml").write_text("epochs: [0]\n")
+    (tmp_path / "space_bad_range.yaml").write_text("lr: {low: 1e-3, high: 1e-5}\n")
+    cut = tmp_path / "cut_model"  # a copy cut short
+    shutil.copytree(tiny_bert, cut)
+    weights = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    broken_config = tmp_path / "broken_config"
+    shutil.copytree(tiny_bert, broken_config)
+    (broken_config / "config.json").write_text('{"model_type": "bert", "hidden_size": 32,')
+    unknown_type = tmp_path / "unknown_type"
+    shutil.copytree(tiny_bert, unknown_type)
+    config = json.loads((unknown_type / "config.json").read_text())
+    (unknown_type / "config.json").write_text(json.dumps({**config, "model_type": "bert-2077"}))
     names = [
         "reviews.csv",
         "zero.csv",
@@ -60,6 +93,21 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
         "pickled",
         "unknown.yaml",
         "out_is_file",
+        "many_classes.csv",
+        "list_labels.jsonl",
+        "lists.parquet",
+        "array.jsonl",
+        "folder_data",
+        "nul.csv",
+        "nulcorpus.txt",
+        "conf_dir",
+        "help.yaml",
+        "space_nan.yaml",
+        "space_zero_epochs.yaml",
+        "space_bad_range.yaml",
+        "cut_model",
+        "broken_config",
+        "unknown_type",
     ]
     return {n.split(".")[0]: str(tmp_path / n) for n in names} | {
         "tiny_bert": str(tiny_bert),
@@ -172,6 +220,117 @@ CATALOGUE = [
     ("--resume with no checkpoint", "bert", ["--resume"], "--resume: no complete checkpoint in"),
     ("output folder is a file", "bert", ["--output-dir", "{out_is_file}"], "is a file, not a folder"),
     ("unknown embedded dataset", "bert", ["--dataset", "embedded:nope"], "embedded:nope"),
+    # numbers that parse but mean nothing
+    ("learning rate nan", "bert", ["--lr", "nan"], "--lr: must be a finite number"),
+    ("epochs nan", "bert", ["--epochs", "nan"], "--epochs: must be a finite number"),
+    ("epochs inf", "bert", ["--epochs", "inf"], "--epochs: must be a finite number"),
+    ("warmup nan", "bert", ["--warmup", "nan"], "--warmup: must be a finite number"),
+    ("negative seed", "bert", ["--seed=-1"], "--seed: must be 0 or more"),
+    ("class weight nan", "bert", ["--class-weights", "nan,1"], "--class-weights"),
+    ("label smoothing nan", "bert", ["--label-smoothing", "nan"], "--label-smoothing: must be a finite number"),
+    ("weight decay nan", "bert", ["--weight-decay", "nan"], "--weight-decay: must be a finite number"),
+    ("LoRA dropout above 1", "gpt2", ["--lora-dropout", "5"], "--lora-dropout: must be in [0, 1)"),
+    ("max length of one token", "bert", ["--max-length", "1"], "--max-length: must be at least 8 tokens"),
+    ("block size of four tokens", "causal", ["--block-size", "4"], "--block-size: must be at least 8 tokens"),
+    ("best metric typo (not after an epoch)", "bert", ["--best-metric", "acuracy"], "invalid choice: 'acuracy'"),
+    ("abbreviated flag", "bert", ["--batch", "8"], "unrecognized arguments: --batch"),
+    ("zero LoRA rank", "gpt2", ["--lora-r", "0"], "--lora-r: must be greater than 0"),
+    ("zero LoRA alpha", "gpt2", ["--lora-alpha", "0"], "--lora-alpha: must be greater than 0"),
+    ("zero eval steps", "bert", ["--eval-steps", "0"], "--eval-steps: must be greater than 0"),
+    ("zero logging steps", "bert", ["--logging-steps", "0"], "--logging-steps: must be greater than 0"),
+    ("zero save steps", "bert", ["--save-steps", "0"], "--save-steps: must be greater than 0"),
+    ("zero stride", "bert", ["--stride", "0"], "--stride: must be greater than 0"),
+    ("negative augment", "bert", ["--augment=-1"], "--augment: must be 0 or more"),
+    ("negative warmup", "bert", ["--warmup=-1"], "--warmup: must be 0 or more"),
+    ("focal gamma nan", "bert", ["--loss", "focal", "--focal-gamma", "nan"], "--focal-gamma: must be a finite number"),
+    ("dropout above 1", "bert", ["--dropout", "1.5"], "--dropout: must be in [0, 1)"),
+    ("zero layer-wise decay", "bert", ["--layer-lr-decay", "0"], "--layer-lr-decay: must be greater than 0"),
+    ("zero training samples", "bert", ["--max-train-samples", "0"], "--max-train-samples: must be greater than 0"),
+    ("negative freeze", "gpt2", ["--freeze-layers=-1"], "--freeze-layers: must be 0 or more"),
+    ("negative explain", "bert", ["--explain=-1"], "--explain: must be 0 or more"),
+    ("zero new tokens", "causal", ["--max-new-tokens", "0"], "--max-new-tokens: must be greater than 0"),
+    ("seed beyond 2**32", "bert", ["--seed", "99999999999"], "--seed: must be below 2**32"),
+    ("epochs in words", "bert", ["--epochs", "three"], "--epochs: expected a number, got 'three'"),
+    ("class weights in words (before any work)", "bert", ["--class-weights", "a,b"], "takes 'auto' or numbers"),
+    ("class weight of zero", "bert", ["--class-weights", "0,1"], "each weight must be greater than 0"),
+    ("fp16 without a GPU (before any work)", "bert", ["--precision", "fp16"], "--precision fp16 needs a CUDA GPU"),
+    ("unknown scheduler", "bert", ["--scheduler", "warm"], "invalid choice: 'warm'"),
+    ("unknown long-text mode", "bert", ["--long-text", "cut"], "invalid choice: 'cut'"),
+    ("unknown packing", "causal", ["--packing", "none"], "invalid choice: 'none'"),
+    ("a classifier's metric for a causal LM", "causal", ["--best-metric", "accuracy"], "invalid choice: 'accuracy'"),
+    ("gradual unfreezing in words", "gpt2", ["--gradual-unfreeze", "sometimes"], "expected a whole number"),
+    ("an HF spelling", "bert", ["--learning_rate", "1e-4"], "unrecognized arguments: --learning_rate"),
+    (
+        "early stopping with save steps",
+        "bert",
+        ["--early-stopping-patience", "2", "--save-steps", "10"],
+        "--eval-steps",
+    ),
+    ("one fold", "bert", ["--kfold", "1"], "--kfold needs at least 2 folds"),
+    ("k-fold with early stopping", "bert", ["--kfold", "3", "--early-stopping-patience", "2"], "drop --early-stopping"),
+    ("search without a space", "bert", ["--search", "grid"], "--search needs --search-space FILE"),
+    ("search space that does not exist", "bert", ["--search", "random", "--search-space", "no.yaml"], "does not exist"),
+    ("--resume from a folder that is no checkpoint", "bert", ["--resume", "/nonexistent"], "not a complete checkpoint"),
+    ("a test file without a train file", "bert", ["--test-file", "a.csv"], "need a --train-file too"),
+    # data
+    (
+        "50 classes of 2 rows",
+        "bert",
+        ["--train-file", "{many_classes}"],
+        "50 classes in only 100 training rows: a held-out validation/test split of 10 rows cannot hold every class",
+    ),
+    ("list-valued labels", "bert", ["--train-file", "{list_labels}"], "column 'label' of the train data holds a list"),
+    ("list-valued texts", "bert", ["--train-file", "{lists}"], "column 'text' of the train data holds a"),
+    ("a JSON array named .jsonl", "bert", ["--train-file", "{array}"], "holds one JSON array, not JSON lines"),
+    ("a folder for a classifier", "bert", ["--train-file", "{folder_data}"], "is a folder; give one table file"),
+    (
+        "the label column as the text column",
+        "bert",
+        ["--text-column", "label", "--label-column", "label"],
+        "--label-column 'label' is also a --text-column",
+    ),
+    ("a file of NUL bytes", "bert", ["--train-file", "{nul}"], "is binary (it holds NUL bytes), not csv text"),
+    ("a corpus of NUL bytes", "causal", ["--train-file", "{nulcorpus}"], "is binary (it holds NUL bytes)"),
+    # models
+    (
+        "weights cut short",
+        "bert",
+        ["--train-file", "{reviews}", "--model", "{cut_model}"],
+        "model.safetensors is ",
+    ),
+    (
+        "config.json that is not JSON",
+        "bert",
+        ["--train-file", "{reviews}", "--model", "{broken_config}"],
+        "config.json' is not valid JSON",
+    ),
+    (
+        "config.json with an unknown model_type",
+        "bert",
+        ["--train-file", "{reviews}", "--model", "{unknown_type}"],
+        "names model_type 'bert-2077', which transformers",
+    ),
+    # config and search-space files
+    ("--config naming a folder", "bert", ["--config", "{conf_dir}"], "is a folder; give a .yaml or .json file"),
+    ("help in a config file", "bert", ["--config", "{help}"], "has unknown keys: help"),
+    (
+        "search range with nan",
+        "bert",
+        ["--train-file", "{reviews}", "--search", "random", "--search-space", "{space_nan}"],
+        "'lr' needs {low: A, high: B} with numbers A < B",
+    ),
+    (
+        "search values that are not a valid run",
+        "bert",
+        ["--train-file", "{reviews}", "--search", "grid", "--search-space", "{space_zero_epochs}"],
+        "space_zero_epochs.yaml': epochs: 0: --epochs must be greater than 0",
+    ),
+    (
+        "search range upside down",
+        "bert",
+        ["--train-file", "{reviews}", "--search", "random", "--search-space", "{space_bad_range}"],
+        "with numbers A < B",
+    ),
 ]
 
 
@@ -204,8 +363,8 @@ def test_bad_input(case, recipe, flags, expected, files, tmp_path, capsys):
     assert not out.exists()  # nothing written
 
 
-def test_catalogue_has_at_least_25_distinct_cases():
-    assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 25
+def test_catalogue_has_at_least_80_distinct_cases():
+    assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 80
 
 
 def test_unwritable_output_folder(files, tmp_path, capsys, monkeypatch):
@@ -290,3 +449,114 @@ def test_a_saved_run_config_repeats_the_run(files, tmp_path):
     one, two = (json.loads((d / "metrics.json").read_text()) for d in (first, second))
     assert one["test_loss"] == two["test_loss"] and one["test_accuracy"] == two["test_accuracy"]
     assert json.loads((second / "run_config.json").read_text())["freeze_layers"] == 1
+
+
+# ---- data loss: what the user has is still there, byte for byte, whatever the flags
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def users_folder(tmp_path):
+    mine = tmp_path / "thesis"
+    (mine / "figures").mkdir(parents=True)
+    (mine / "chapter1.tex").write_text("years of work")
+    (mine / "figures" / "plot.png").write_bytes(bytes(range(256)))
+    return mine
+
+
+def git_checkout(tmp_path):
+    repo = users_folder(tmp_path)
+    (repo / ".git").mkdir()
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (repo / ".lm-recipes-run").write_text("{}")  # even marked as a run: a checkout is never replaced
+    return repo
+
+
+def interrupted_run(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    save_file({"w": torch.arange(1000.0)}, run / "checkpoints" / "checkpoint-10" / "model.safetensors")
+    (run / "checkpoints" / "checkpoint-10" / "COMPLETE").write_text("step 10\n")
+    return run
+
+
+DATA_LOSS = [
+    # (id, the folder the user has, flags, the line must contain)
+    ("--overwrite on the user's own folder", users_folder, ["--overwrite"], "holds files that no run of lm-recipes"),
+    ("--resume on the user's own folder", users_folder, ["--resume"], "holds files that no run of lm-recipes"),
+    ("--overwrite on a git checkout", git_checkout, ["--overwrite"], "holds a git repository"),
+    (
+        "--overwrite with a typo in --train-file keeps the checkpoints",
+        interrupted_run,
+        ["--overwrite", "--train-file", "typo.csv"],
+        "'typo.csv' does not exist",
+    ),
+    (
+        "--resume with a typo in --train-file keeps the checkpoints",
+        interrupted_run,
+        ["--resume", "--train-file", "typo.csv"],
+        "'typo.csv' does not exist",
+    ),
+]
+
+
+@pytest.mark.parametrize("case, make, flags, expected", DATA_LOSS, ids=[c[0] for c in DATA_LOSS])
+def test_users_files_survive(case, make, flags, expected, tmp_path, capsys):
+    folder = make(tmp_path)
+    before = snapshot(folder)
+    code, err = run_in_process("bert", ["--output-dir", str(folder), *flags], capsys)
+    assert_one_clear_line(code, err, expected)
+    assert snapshot(folder) == before
+
+
+def test_the_current_folder_and_a_symlink_are_never_replaced(tmp_path, capsys, monkeypatch):
+    mine = users_folder(tmp_path)
+    before = snapshot(mine)
+    monkeypatch.chdir(mine)
+    code, err = run_in_process("bert", ["--output-dir", ".", "--overwrite"], capsys)
+    assert_one_clear_line(code, err, "is the root, your home or the current folder")
+    assert "--overwrite" not in err.splitlines()[-1].split("so it is never replaced")[1]  # no bad advice
+    (tmp_path / "link").symlink_to(mine)
+    code, err = run_in_process("bert", ["--output-dir", str(tmp_path / "link"), "--overwrite"], capsys)
+    assert_one_clear_line(code, err, "is a symbolic link")
+    assert snapshot(mine) == before
+
+
+def test_a_second_run_into_a_folder_in_use_refuses_at_once(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    with outputs.output_lock(out):  # what a run holds from start to end
+        code, err = run_in_process("bert", ["--train-file", files["reviews"], "--output-dir", str(out)], capsys)
+    assert_one_clear_line(code, err, "is in use by a run that has not ended")
+    assert not out.exists()
+
+
+# ---- --resume continues the run as it was started, from a checkpoint that is whole
+
+
+def test_resume_refuses_other_settings_and_damaged_checkpoints_before_any_work(files, tmp_path, capsys):
+    from common.config import parse
+
+    out = tmp_path / "run"
+    argv = [*TINY, "--train-file", files["reviews"], "--model", files["tiny_bert"], "--output-dir", str(out)]
+    started = parse(bert_classification.DEFAULTS, [*argv, "--save-steps", "5"])
+    checkpoint = out / "checkpoints" / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    save_file({"w": torch.ones(8)}, checkpoint / "model.safetensors")
+    (checkpoint / "run_config.json").write_text(json.dumps(started.flat()))
+    (checkpoint / "COMPLETE").write_text("step 5\n")
+    before = snapshot(out)
+    for changed, expected in [
+        (["--batch-size", "8"], "--batch-size 8 (was 4)"),
+        (["--lr", "5e-3"], "--lr 0.005 (was 0.0001)"),
+        (["--model", files["tiny_gpt2"]], "--model "),
+    ]:
+        code, err = run_in_process("bert", [*argv, "--save-steps", "5", "--resume", *changed], capsys)
+        assert_one_clear_line(code, err, expected)
+        assert "differ from its checkpoint" in err
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])  # damaged after it was written
+    code, err = run_in_process("bert", [*argv, "--save-steps", "5", "--resume"], capsys)
+    assert_one_clear_line(code, err, "is damaged")
+    assert snapshot(out).keys() == before.keys()

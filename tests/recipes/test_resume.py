@@ -1,4 +1,5 @@
-"""Crash and resume: a run killed with SIGKILL after a checkpoint, resumed, ends exactly like an uninterrupted one."""
+"""Crash and resume: a run killed (SIGKILL) or stopped (SIGTERM) after a checkpoint, resumed, ends exactly like an
+uninterrupted one. SIGTERM also ends with one line, exit status 143, and no scratch folder left behind."""
 
 import json
 import random
@@ -61,16 +62,20 @@ def final_state(out):
     return losses[-1]["step"], losses[-1]["loss"], json.loads((out / "metrics.json").read_text())["test_loss"]
 
 
-def test_killed_run_resumes_to_the_same_steps_and_loss(tiny_gpt2, reviews_400, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_steps_and_loss(stop, tiny_gpt2, reviews_400, tmp_path):
     reference = tmp_path / "reference"
     assert run_recipe("gpt2_sentiment", *flags(tiny_gpt2, reviews_400, reference)).returncode == 0
 
     killed = tmp_path / "killed"
-    env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    scratch = tmp_path / "tmp"  # the run's TMPDIR: Trainer's scratch folder goes there
+    scratch.mkdir()
+    env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TMPDIR": str(scratch)}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "recipes" / "gpt2_sentiment.py"), *map(str, flags(tiny_gpt2, reviews_400, killed))],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env=env,
     )
     kill_after = random.Random().choice([90, 100, 110, 120])  # a random checkpoint in the second epoch
@@ -79,10 +84,18 @@ def test_killed_run_resumes_to_the_same_steps_and_loss(tiny_gpt2, reviews_400, t
         found = last_complete_checkpoint(killed / "checkpoints")
         if found and int(found.name.split("-")[1]) >= kill_after:
             time.sleep(random.Random().uniform(0, 0.05))  # somewhere in the steps after it
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(stop)
             break
         time.sleep(0.005)
-    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    stderr = proc.communicate()[1]
+    if stop == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    else:
+        assert proc.returncode == 143, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM; --output-dir is as it was")
+        assert "Traceback" not in stderr
+        left = [p.name for p in scratch.glob("lm-recipes-*") if not p.name.startswith("lm-recipes-locks")]
+        assert left == []  # the scratch folder was cleaned up
     assert not (killed / "metrics.json").exists()  # no final output from a killed run
 
     resumed = run_recipe("gpt2_sentiment", *flags(tiny_gpt2, reviews_400, killed), "--resume")

@@ -91,3 +91,16 @@ def test_bad_long_text_settings_are_clear_errors(bert_tokenizer):
         long_text.window_dataset(frame, bert_tokenizer, "a", 32, 30)
     with pytest.raises(UserError, match="works on one text column"):
         long_text.long_text_dataset(frame, bert_tokenizer, ["a", "b"], 32, "sliding-window", 8)
+
+
+def test_a_huge_cell_is_cut_before_tokenizing_to_the_same_tokens(bert_tokenizer):
+    huge = " ".join(WORDS) * 200  # ~560k characters
+    frame = pd.DataFrame({"text": [huge, "short"], "labels": [1, 0]})
+    cut = long_text.cut_long_texts(frame["text"].tolist(), max_length=32)
+    assert len(cut[0]) == 32 * long_text.CHARS_PER_TOKEN and cut[1] == "short"
+    whole = bert_tokenizer(frame["text"].tolist(), truncation=True, max_length=32)["input_ids"]
+    assert tokenization.classification_dataset(frame, bert_tokenizer, ["text"], 32)["input_ids"] == whole
+    head_tail = long_text.head_tail_dataset(frame, bert_tokenizer, "text", max_length=32)["input_ids"]
+    ids = bert_tokenizer(huge, add_special_tokens=False)["input_ids"]
+    budget = 32 - 2
+    assert head_tail[0][1:-1] == ids[: budget // 4] + ids[len(ids) - (budget - budget // 4) :]

@@ -124,3 +124,25 @@ def test_subsample_is_seeded_and_bounded(reviews_frame):
     assert data.subsample(reviews_frame, None, 0) is reviews_frame
     a, b = data.subsample(reviews_frame, 5, 1), data.subsample(reviews_frame, 5, 1)
     assert len(a) == 5 and a["text"].tolist() == b["text"].tolist()
+
+
+def test_an_unreadable_file_is_one_clear_line(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    corpus = tmp_path / "locked.txt"
+    corpus.write_text("some text")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)  # tests run as root, whom chmod does not stop
+    with pytest.raises(UserError, match="'.*locked.txt' cannot be read \\(Permission denied\\); check the file"):
+        data.read_file(corpus)
+
+
+def test_a_long_error_quotes_at_most_a_line(tmp_path):
+    wide = pd.DataFrame([[1] * 5000], columns=[f"column{i}" for i in range(5000)])
+    with pytest.raises(UserError, match="column 'text' is not in the train data") as error:
+        data.require_columns({"train": wide}, ["text"], "--text-column")
+    assert len(str(error.value)) < 500
+    assert len(data.first_line(ValueError("x" * 10_000))) < 200

@@ -151,7 +151,11 @@ def test_random_and_bayes_search_run_the_asked_trials_within_the_ranges(tiny_lla
     [
         ("nope: [1, 2]\n", "'nope' is not a flag that can be searched"),
         ("output_dir: [a, b]\n", "'output_dir' is not a flag that can be searched"),
-        ("lr: {low: 1, high: 0.1}\n", "'lr' needs {low: A, high: B} with A < B"),
+        ("lr: {low: 1, high: 0.1}\n", "'lr' needs {low: A, high: B} with numbers A < B"),
+        ("lr: {low: .nan, high: 0.1}\n", "'lr' needs {low: A, high: B} with numbers A < B"),
+        ("lr: {low: small, high: 0.1}\n", "'lr' needs {low: A, high: B} with numbers A < B"),
+        ("epochs: [1, 0]\n", "epochs: 0: --epochs must be greater than 0"),
+        ("batch_size: {low: -4, high: 8}\n", "batch_size: -4: --batch-size must be greater than 0"),
         ("lr: []\n", "'lr' must be a list of values or a {low, high} range"),
     ],
 )
@@ -160,6 +164,15 @@ def test_bad_search_spaces_are_one_clear_line(tmp_path, text, message):
     space.write_text(text)
     with pytest.raises(UserError, match=message.replace("{", "\\{").replace("}", "\\}")):
         search.read_space(str(space), bert_classification.DEFAULTS)
+
+
+def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {low: 1e-5, high: 1e-3, log: true}\nwarmup: [1e-1, 0.2]\n")  # YAML reads 1e-5 as text
+    assert search.read_space(str(space), bert_classification.DEFAULTS) == {
+        "lr": {"low": 1e-5, "high": 1e-3, "log": True},
+        "warmup": [0.1, 0.2],
+    }
 
 
 def test_grid_search_refuses_ranges():

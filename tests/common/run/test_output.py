@@ -5,7 +5,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from common.config import OutputConfig
 from common.errors import UserError
 from common.run import output as outputs
 from common.train import checkpoints
@@ -110,9 +109,140 @@ def test_only_completely_written_checkpoints_are_resumed(tmp_path):
         if complete:
             (folder / f"checkpoint-{step}" / checkpoints.COMPLETE).write_text("")
     assert checkpoints.last_complete_checkpoint(folder).name == "checkpoint-4"
-    assert outputs.resume_point(OutputConfig(resume="last", output_dir=str(tmp_path / "run"))).endswith("checkpoint-4")
+    run = str(tmp_path / "run")
+    assert outputs.resume_point(classification_config(resume="last", output_dir=run)).endswith("checkpoint-4")
     with pytest.raises(UserError, match="--resume: no complete checkpoint in .*add --save-steps N"):
-        outputs.resume_point(OutputConfig(resume="last", output_dir=str(tmp_path / "other")))
+        outputs.resume_point(classification_config(resume="last", output_dir=str(tmp_path / "other")))
     with pytest.raises(UserError, match="is not a complete checkpoint folder"):
-        outputs.resume_point(OutputConfig(resume=str(folder / "checkpoint-6"), output_dir=str(tmp_path / "run")))
-    assert outputs.resume_point(OutputConfig(resume=None, output_dir=str(tmp_path))) is None
+        outputs.resume_point(classification_config(resume=str(folder / "checkpoint-6"), output_dir=run))
+    assert outputs.resume_point(classification_config(output_dir=str(tmp_path))) is None
+
+
+def write_checkpoint(folder, tiny_gpt2, config=None):
+    """A checkpoint as Trainer and MarkCompleteCheckpoints leave it: weights, a torch.save file, settings, COMPLETE."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"w": torch.ones(64)}, folder / "model.safetensors")
+    torch.save({"state": {}}, folder / "optimizer.pt")
+    if config is not None:
+        (folder / checkpoints.RUN_CONFIG).write_text(json.dumps(config.flat()))
+    (folder / checkpoints.COMPLETE).write_text("")
+
+
+def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(tmp_path, tiny_gpt2, caplog):
+    run = tmp_path / "run"
+    config = classification_config(resume="last", output_dir=str(run))
+    for step in (10, 20):
+        write_checkpoint(run / "checkpoints" / f"checkpoint-{step}", tiny_gpt2, config)
+    assert outputs.resume_point(config).endswith("checkpoint-20")
+    weights = run / "checkpoints" / "checkpoint-20" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # cut short after it was marked COMPLETE
+    assert checkpoints.damage(weights.parent).startswith("model.safetensors is ")
+    assert outputs.resume_point(config).endswith("checkpoint-10")
+    assert "passing over" in caplog.text and "checkpoint-20" in caplog.text
+    optimizer = run / "checkpoints" / "checkpoint-10" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:50])
+    with pytest.raises(UserError, match="every checkpoint in .* is damaged"):
+        outputs.resume_point(config)
+    with pytest.raises(UserError, match="is damaged \\(optimizer.pt is cut short"):
+        outputs.resume_point(config.derive(resume=str(optimizer.parent)))
+
+
+def test_resume_refuses_settings_other_than_the_checkpoints(tmp_path, tiny_gpt2):
+    run = tmp_path / "run"
+    started = classification_config(output_dir=str(run), batch_size=16, lr=1e-4)
+    write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, started)
+    same = started.derive(resume="last", report_to="tensorboard", explain=3)  # reporting may change
+    assert outputs.resume_point(same).endswith("checkpoint-10")
+    with pytest.raises(UserError, match="--batch-size 8 \\(was 16\\), --lr 0.005 \\(was 0.0001\\); drop them"):
+        outputs.resume_point(same.derive(batch_size=8, lr=5e-3))
+    with pytest.raises(UserError, match="--model other \\(was tiny\\)"):
+        outputs.resume_point(same.derive(model="other"))
+
+
+def test_save_keeps_what_the_user_added_to_a_run_folder(tmp_path, tiny_gpt2):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_gpt2), AutoTokenizer.from_pretrained(tiny_gpt2)
+    out = tmp_path / "out"
+    config = classification_config(output_dir=str(out))
+    outputs.save_run(config, model, tokenizer, {"test_accuracy": 0.5})
+    (out / "notes.md").write_bytes(b"my notes \x00\x01")
+    (out / "data").mkdir()
+    (out / "data" / "ids.csv").write_text("id\n1\n")
+    (out / "metrics.json").write_text("{}")  # a run's own file: replaced
+    (out / "checkpoints" / "checkpoint-3").mkdir(parents=True)  # an interrupted run's: gone with the save
+    outputs.save_run(config, model, tokenizer, {"test_accuracy": 0.75})
+    assert (out / "notes.md").read_bytes() == b"my notes \x00\x01"
+    assert (out / "data" / "ids.csv").read_text() == "id\n1\n"
+    assert json.loads((out / "metrics.json").read_text()) == {"test_accuracy": 0.75}
+    assert not (out / "checkpoints").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or old folder left
+    assert "notes.md" not in checkpoints.written_by_runs(out)  # still the user's at the next save
+
+
+def test_a_save_that_fails_after_the_weights_keeps_them_and_says_where(tmp_path, tiny_gpt2):
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
+    out = tmp_path / "out"
+    outputs.save_run(classification_config(output_dir=str(out)), model, tokenizer, {"test_accuracy": 0.5})
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def too_large(*args, **kwargs):
+        raise SafetensorError("Error while serializing: File too large (os error 27)")
+
+    broken = SimpleNamespace(save_pretrained=too_large)
+    with pytest.raises(UserError, match="SafetensorError: .*File too large.*could not save the model.*nothing was"):
+        outputs.save_run(classification_config(output_dir=str(out)), broken, tokenizer, {})
+
+    def tokenizer_fails(*args, **kwargs):
+        raise OSError(errno.EFBIG, "File too large")
+
+    with pytest.raises(UserError, match="the trained model is kept in '(.*unsaved-[0-9-]+)'") as error:
+        outputs.save_run(
+            classification_config(output_dir=str(out)),
+            model,
+            SimpleNamespace(save_pretrained=tokenizer_fails),
+            {},
+        )
+    kept = tmp_path / error.value.args[0].split("kept in '")[1].split("'")[0]
+    assert (kept / "model.safetensors").stat().st_size > 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the old run untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", kept.name])
+
+
+def test_a_second_run_into_the_same_folder_refuses_at_once(tmp_path):
+    out = tmp_path / "out"
+    with outputs.output_lock(out):
+        with pytest.raises(UserError, match="is in use by a run that has not ended \\(process \\d+\\)"):
+            with outputs.output_lock(out):
+                pass
+        with outputs.output_lock(tmp_path / "other"):  # another folder is free
+            pass
+    with outputs.output_lock(out):  # free again once the first run ended
+        pass
+
+
+def test_stale_staging_folders_are_removed_at_the_next_run(tmp_path):
+    (tmp_path / ".out.partial-ab12cd34").mkdir()  # a save killed mid-way
+    (tmp_path / ".out.partial-ab12cd34" / "model.safetensors").write_text("half")
+    (tmp_path / ".out.partial-notours").mkdir()  # not the pattern: left alone
+    (tmp_path / ".other.partial-ab12cd34").mkdir()  # another output folder's
+    outputs.remove_stale_staging(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.partial-ab12cd34", ".out.partial-notours"]
+
+
+def test_a_fresh_start_removes_only_an_earlier_runs_checkpoints_and_events(tmp_path):
+    (tmp_path / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-best-notes").mkdir()
+    (tmp_path / "tensorboard").mkdir()
+    (tmp_path / "tensorboard" / "events.out.tfevents.1.host").write_text("")
+    (tmp_path / "tensorboard" / "readme.txt").write_text("mine")
+    checkpoints.clear_previous_run(tmp_path / "checkpoints", tmp_path / "tensorboard")
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-best-notes"]
+    assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == ["readme.txt"]

@@ -2,88 +2,19 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from common.errors import UserError
 from common.run import from_argv
 from common.serve.predict import Predictor
 from recipes import causal_lm, gpt2_sentiment
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def classifier_run(tiny_gpt2, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("classifier")
-    rows = pd.DataFrame(
-        {
-            "review": [f"a joy {i}" for i in range(12)] + [f"a mess {i}" for i in range(12)],
-            "label": ["pos"] * 12 + ["neg"] * 12,
-        }
-    )
-    rows.to_csv(folder / "reviews.csv", index=False)
-    from_argv(
-        gpt2_sentiment.main,
-        gpt2_sentiment.DEFAULTS,
-        [
-            "--model",
-            str(tiny_gpt2),
-            "--train-file",
-            str(folder / "reviews.csv"),
-            "--text-column",
-            "review",
-            "--output-dir",
-            str(folder / "run"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--freeze-layers",
-            "1",
-            "--precision",
-            "fp32",
-        ],
-    )
-    return folder / "run"
-
-
-@pytest.fixture(scope="module")
-def generator_run(tiny_llama, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("generator")
-    (folder / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
-    from_argv(
-        causal_lm.main,
-        causal_lm.DEFAULTS,
-        [
-            "--model",
-            str(tiny_llama),
-            "--train-file",
-            str(folder / "corpus.txt"),
-            "--output-dir",
-            str(folder / "run"),
-            "--block-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--precision",
-            "fp32",
-            "--max-train-samples",
-            "8",
-            "--prompt",
-            "",
-        ],
-    )
-    return folder / "run"
 
 
 def predict(*words, stdin=None) -> subprocess.CompletedProcess:
@@ -164,61 +95,6 @@ def test_predict_refuses_a_folder_that_is_not_a_run(tmp_path):
 # ---- HTTP
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def server(request):
-    """Starts `python -m common.serve RUN` on a free loopback port; yields a function that sends requests."""
-    run_folder = request.getfixturevalue(request.param)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "common.serve",
-            str(run_folder),
-            "--port",
-            str(port),
-            "--max-batch",
-            "4",
-            "--max-request-kb",
-            "2",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-    def call(method, path, body=None, raw=None):
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
-
-    deadline = time.time() + 120
-    while True:
-        try:
-            if call("GET", "/health")[0] == 200:
-                break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert process.poll() is None and time.time() < deadline, process.stdout.read().decode()[-2000:]
-        time.sleep(0.5)
-    yield call
-    process.terminate()
-    process.wait(timeout=30)
-
-
 @pytest.mark.parametrize("server", ["classifier_run"], indirect=True)
 def test_http_classification_round_trip_and_bad_requests(server, classifier_run):
     status, health = server("GET", "/health")
@@ -294,3 +170,96 @@ def test_a_lora_adapter_folder_predicts_like_the_reloaded_adapter(tiny_gpt2, rev
     with torch.no_grad():
         expected = model(**tokenizer(["a joy"], return_tensors="pt")).logits.softmax(-1)[0]
     assert predictor.classify(["a joy"])[0]["probabilities"]["pos"] == pytest.approx(float(expected[1]), abs=1e-5)
+
+
+# ---- predict: bad input and awkward runs, one line each
+
+
+def test_predict_bad_files_and_models_are_one_line(classifier_run, tmp_path):
+    import shutil
+
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    pd.DataFrame({"id": [1, 2, 3, 4], "review": ["a joy", None, "  ", "a mess"]}).to_csv(
+        tmp_path / "blank.csv", index=False
+    )
+    cut = tmp_path / "cut"
+    shutil.copytree(classifier_run, cut)
+    weights = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    broken = tmp_path / "broken"
+    shutil.copytree(classifier_run, broken)
+    (broken / "config.json").write_text("{not json")
+    cases = [
+        ([classifier_run, "--input", tmp_path / "latin1.txt"], None, "is not valid UTF-8 (byte 3)"),
+        ([classifier_run], b"caf\xe9\n", "standard input is not valid UTF-8"),
+        ([classifier_run, "--input", tmp_path / "blank.csv"], None, "2 row(s) of the input have no text (row 2, 3)"),
+        ([classifier_run, "--output", tmp_path / "no" / "such" / "p.csv"], b"a joy\n", "does not exist; create it"),
+        ([cut], b"a joy\n", "is damaged: model.safetensors is "),
+        ([broken], b"a joy\n", "config.json' is not valid JSON"),
+        ([classifier_run, "--temperature", "nan"], b"a\n", "--temperature: must be a finite number"),
+        ([classifier_run, "--seed", "-1"], b"a\n", "--seed: must be 0 or more"),
+    ]
+    for words, stdin, message in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "common.serve.predict", *map(str, words)],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
+        err = result.stderr.decode()
+        assert result.returncode == 2 and message in err and "Traceback" not in err, (words, err[-1500:])
+    assert not (tmp_path / "no").exists()
+
+
+def test_predict_continues_a_gpt2_causal_lm_run(tiny_gpt2, tmp_path):
+    """GPT-2's architecture is GPT2LMHeadModel, which does not end in ForCausalLM: the run's record says its task."""
+    (tmp_path / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
+    run = tmp_path / "run"
+    from_argv(
+        causal_lm.main,
+        causal_lm.DEFAULTS,
+        [
+            "--model",
+            str(tiny_gpt2),
+            "--train-file",
+            str(tmp_path / "corpus.txt"),
+            "--output-dir",
+            str(run),
+            "--block-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--precision",
+            "fp32",
+            "--max-train-samples",
+            "8",
+        ],
+    )
+    assert json.loads((run / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    predictor = Predictor(run)
+    assert predictor.task == "generation" and len(predictor.generate(["line 3"], max_new_tokens=3)) == 1
+
+
+def test_a_lora_run_names_its_base_model_portably(tiny_gpt2, reviews_csv, tmp_path):
+    """adapter_config.json names the base model as the run did, so a moved virtualenv does not break the run."""
+    import shutil
+
+    base = tmp_path / "models" / "base"
+    shutil.copytree(tiny_gpt2, base)
+    run = tmp_path / "lora"
+    words = ["--model", str(base), "--train-file", str(reviews_csv), "--output-dir", str(run), "--lora-r", "4"]
+    words += ["--epochs", "1", "--batch-size", "4", "--freeze-layers", "0", "--precision", "fp32"]
+    from_argv(gpt2_sentiment.main, gpt2_sentiment.DEFAULTS, words)
+    adapter = json.loads((run / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(base.resolve())
+    expected = Predictor(run).classify(["a joy"])[0]["probability"]
+    moved = tmp_path / "elsewhere"
+    base.rename(moved)  # the base model is gone from where the run saw it: one clear line
+    with pytest.raises(UserError, match="needs its base model .* could not be loaded"):
+        Predictor(run)
+    moved.rename(base)
+    assert Predictor(run).classify(["a joy"])[0]["probability"] == pytest.approx(expected, abs=1e-6)
