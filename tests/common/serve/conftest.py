@@ -55,35 +55,18 @@ def classifier_run(tiny_gpt2, tmp_path_factory):
     return folder / "run"
 
 
+def train_generator(model, folder: Path) -> Path:
+    """A causal-LM run of `model` on a small corpus, a few steps long; returns its output folder."""
+    (folder / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
+    words = ["--model", str(model), "--train-file", str(folder / "corpus.txt"), "--output-dir", str(folder / "run")]
+    words += ["--block-size", "32", "--batch-size", "4", "--epochs", "1", "--precision", "fp32"]
+    from_argv(causal_lm.main, causal_lm.DEFAULTS, [*words, "--max-train-samples", "8", "--prompt", ""])
+    return folder / "run"
+
+
 @pytest.fixture(scope="module")
 def generator_run(tiny_llama, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("generator")
-    (folder / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
-    from_argv(
-        causal_lm.main,
-        causal_lm.DEFAULTS,
-        [
-            "--model",
-            str(tiny_llama),
-            "--train-file",
-            str(folder / "corpus.txt"),
-            "--output-dir",
-            str(folder / "run"),
-            "--block-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--precision",
-            "fp32",
-            "--max-train-samples",
-            "8",
-            "--prompt",
-            "",
-        ],
-    )
-    return folder / "run"
+    return train_generator(tiny_llama, tmp_path_factory.mktemp("generator"))
 
 
 def free_port() -> int:
@@ -138,10 +121,3 @@ def serving(run_folder, *flags, env=None):
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-@pytest.fixture()
-def server(request):
-    """A server of the run fixture named by the test's parameter, with a small batch and body limit."""
-    with serving(request.getfixturevalue(request.param), "--max-batch", "4", "--max-request-kb", "2") as (call, _):
-        yield call

@@ -1,4 +1,4 @@
-"""common.serve.predict (files, stdin, classifiers and causal LMs) and common.serve over real HTTP on a loopback port."""
+"""common.serve.predict: files, stdin, classifiers and causal LMs, LoRA runs, and bad input (the HTTP server: test_http.py)."""
 
 import json
 import os
@@ -12,7 +12,8 @@ import pytest
 from common.errors import UserError
 from common.run import from_argv
 from common.serve.predict import Predictor
-from recipes import causal_lm, gpt2_sentiment
+from recipes import gpt2_sentiment
+from tests.common.serve.conftest import train_generator
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -90,49 +91,6 @@ def test_predict_bad_input_is_one_line(classifier_run, tmp_path, words, message)
 def test_predict_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = predict(tmp_path)
     assert result.returncode == 2 and "is not a saved run (no config.json)" in result.stderr
-
-
-# ---- HTTP
-
-
-@pytest.mark.parametrize("server", ["classifier_run"], indirect=True)
-def test_http_classification_round_trip_and_bad_requests(server, classifier_run):
-    status, health = server("GET", "/health")
-    assert status == 200 and health["task"] == "classification" and health["labels"] == ["neg", "pos"]
-    status, answer = server("POST", "/predict", {"texts": ["a joy", "a mess"]})
-    assert status == 200 and len(answer["predictions"]) == 2
-    expected = Predictor(classifier_run).classify(["a joy", "a mess"])
-    assert [p["label"] for p in answer["predictions"]] == [p["label"] for p in expected]
-    assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
-        [p["probability"] for p in expected], abs=1e-5
-    )
-
-    assert server("POST", "/predict", {"texts": []}) == (
-        422,
-        {"error": "texts: List should have at least 1 item after validation, not 0"},
-    )
-    assert server("POST", "/predict", {"text": "a joy"}) == (422, {"error": "texts: Field required"})
-    status, answer = server("POST", "/predict", raw=b"{not json")
-    assert status == 422 and "not valid JSON" in answer["error"]
-    assert server("POST", "/predict", {"texts": ["a"] * 5}) == (
-        400,
-        {"error": "5 texts in one request; send at most 4"},
-    )
-    status, answer = server("POST", "/generate", {"prompts": ["a"]})
-    assert status == 400 and "this model classifies text; POST to /predict" in answer["error"]
-    status, answer = server("POST", "/predict", {"texts": ["x" * 3000]})
-    assert status == 413 and "over the limit of 2048 bytes" in answer["error"]
-    assert server("GET", "/health")[0] == 200  # still serving after the bad requests
-
-
-@pytest.mark.parametrize("server", ["generator_run"], indirect=True)
-def test_http_generation_round_trip(server, generator_run):
-    status, answer = server("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 4})
-    assert status == 200 and answer["generations"] == Predictor(generator_run).generate(["line 3"], max_new_tokens=4)
-    status, answer = server("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 0})
-    assert status == 422 and answer["error"].startswith("max_new_tokens: Input should be greater than or equal to 1")
-    status, answer = server("POST", "/predict", {"texts": ["a"]})
-    assert status == 400 and "this model generates text" in answer["error"]
 
 
 def test_a_lora_adapter_folder_predicts_like_the_reloaded_adapter(tiny_gpt2, reviews_csv, tmp_path):
@@ -215,30 +173,7 @@ def test_predict_bad_files_and_models_are_one_line(classifier_run, tmp_path):
 
 def test_predict_continues_a_gpt2_causal_lm_run(tiny_gpt2, tmp_path):
     """GPT-2's architecture is GPT2LMHeadModel, which does not end in ForCausalLM: the run's record says its task."""
-    (tmp_path / "corpus.txt").write_text("\n".join(f"line {i} of a small text" for i in range(200)))
-    run = tmp_path / "run"
-    from_argv(
-        causal_lm.main,
-        causal_lm.DEFAULTS,
-        [
-            "--model",
-            str(tiny_gpt2),
-            "--train-file",
-            str(tmp_path / "corpus.txt"),
-            "--output-dir",
-            str(run),
-            "--block-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "1",
-            "--precision",
-            "fp32",
-            "--max-train-samples",
-            "8",
-        ],
-    )
+    run = train_generator(tiny_gpt2, tmp_path)
     assert json.loads((run / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
     predictor = Predictor(run)
     assert predictor.task == "generation" and len(predictor.generate(["line 3"], max_new_tokens=3)) == 1

@@ -1,6 +1,7 @@
-"""The server under bad requests and bad conditions: every error is a 4xx with {"error": one line} (never a 5xx,
-never a path of the machine), an optional API key, a time limit on request bodies, clear start-up failures, and a
-bounded load test."""
+"""common.serve over real HTTP on a loopback port: round trips, and the server under bad requests and bad conditions:
+every error is a 4xx with {"error": one line} (never a 5xx, never a path of the machine), an optional API key, a time
+limit on request bodies, clear start-up failures, and a bounded load test. One server per run fixture serves most
+tests of the module (each start loads the model)."""
 
 import concurrent.futures
 import json
@@ -11,7 +12,43 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from common.serve.predict import Predictor
 from tests.common.serve.conftest import ROOT, serving
+
+
+@pytest.fixture(scope="module")
+def classifier_server(classifier_run):
+    with serving(classifier_run, "--max-batch", "4", "--max-request-kb", "2", "--body-timeout", "1") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def generator_server(generator_run):
+    with serving(generator_run, "--max-batch", "4", "--max-request-kb", "2") as served:
+        yield served
+
+
+def test_http_classification_round_trip(classifier_server, classifier_run):
+    call, _ = classifier_server
+    status, health = call("GET", "/health")
+    assert status == 200 and health["task"] == "classification" and health["labels"] == ["neg", "pos"]
+    assert health["model"] == classifier_run.name  # the folder's name, not its path
+    status, answer = call("POST", "/predict", {"texts": ["a joy", "a mess"]})
+    assert status == 200 and len(answer["predictions"]) == 2
+    expected = Predictor(classifier_run).classify(["a joy", "a mess"])
+    assert [p["label"] for p in answer["predictions"]] == [p["label"] for p in expected]
+    assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
+        [p["probability"] for p in expected], abs=1e-5
+    )
+
+
+def test_http_generation_round_trip(generator_server, generator_run):
+    call, _ = generator_server
+    status, answer = call("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 4})
+    assert status == 200 and answer["generations"] == Predictor(generator_run).generate(["line 3"], max_new_tokens=4)
+
 
 LONE_SURROGATE = b'"\\ud800"'
 CLASSIFIER_CASES = [
@@ -76,16 +113,12 @@ def check_bad_requests(call, cases, run_folder):
     assert call("GET", "/health")[0] == 200  # still serving after them all
 
 
-def test_bad_requests_to_a_classifier_are_4xx_with_one_error_shape(classifier_run):
-    with serving(classifier_run, "--max-batch", "4", "--max-request-kb", "2") as (call, _):
-        check_bad_requests(call, CLASSIFIER_CASES, classifier_run)
-        status, health = call("GET", "/health")
-        assert health["model"] == classifier_run.name  # the folder's name, not its path
+def test_bad_requests_to_a_classifier_are_4xx_with_one_error_shape(classifier_server, classifier_run):
+    check_bad_requests(classifier_server[0], CLASSIFIER_CASES, classifier_run)
 
 
-def test_bad_requests_to_a_generator_are_4xx_with_one_error_shape(generator_run):
-    with serving(generator_run, "--max-batch", "4", "--max-request-kb", "2") as (call, _):
-        check_bad_requests(call, GENERATOR_CASES, generator_run)
+def test_bad_requests_to_a_generator_are_4xx_with_one_error_shape(generator_server, generator_run):
+    check_bad_requests(generator_server[0], GENERATOR_CASES, generator_run)
 
 
 def test_the_bad_request_set_has_44_cases():
@@ -111,18 +144,18 @@ def stalled_upload(port: int) -> socket.socket:
     return sock
 
 
-def test_stalled_uploads_time_out_and_do_not_block_others(classifier_run):
-    with serving(classifier_run, "--body-timeout", "1") as (call, port):
-        stalled = [stalled_upload(port) for _ in range(50)]
-        assert call("POST", "/predict", {"texts": ["a joy"]})[0] == 200  # answered while 50 uploads stall
-        for sock in stalled:
-            sock.settimeout(10)
-            answer = b""
-            while b"}" not in answer and (chunk := sock.recv(4096)):
-                answer += chunk
-            assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
-            assert b'"error":"the request body did not arrive within 1 seconds' in answer
-            sock.close()
+def test_stalled_uploads_time_out_and_do_not_block_others(classifier_server):
+    call, port = classifier_server  # started with --body-timeout 1
+    stalled = [stalled_upload(port) for _ in range(50)]
+    assert call("POST", "/predict", {"texts": ["a joy"]})[0] == 200  # answered while 50 uploads stall
+    for sock in stalled:
+        sock.settimeout(10)
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+        assert b'"error":"the request body did not arrive within 1 seconds' in answer
+        sock.close()
 
 
 def serve_command(*words):
@@ -151,26 +184,26 @@ def test_a_bad_port_or_a_port_in_use_is_one_line_before_serving(classifier_run):
     assert result.returncode == 2 and "must hold a key of 16 characters or more" in result.stderr
 
 
-def test_load_200_requests_20_at_a_time(classifier_run):
+def test_load_200_requests_20_at_a_time(classifier_server):
     """Every request answered, and the numbers printed (README: Predict and serve)."""
-    with serving(classifier_run, "--max-batch", "8") as (call, _):
-        texts = [f"a joy {i}" if i % 2 else f"a mess {i}" for i in range(8)]
+    call, _ = classifier_server
+    texts = [f"a joy {i}" if i % 2 else f"a mess {i}" for i in range(4)]
 
-        def one(_):
-            start = time.perf_counter()
-            status, answer = call("POST", "/predict", {"texts": texts})
-            return status, len(answer.get("predictions", [])), time.perf_counter() - start
-
+    def one(_):
         start = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(20) as pool:
-            results = list(pool.map(one, range(200)))
-        elapsed = time.perf_counter() - start
-    assert all(status == 200 and n == 8 for status, n, _ in results)
+        status, answer = call("POST", "/predict", {"texts": texts})
+        return status, len(answer.get("predictions", [])), time.perf_counter() - start
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(200)))
+    elapsed = time.perf_counter() - start
+    assert all(status == 200 and n == 4 for status, n, _ in results)
     latencies = sorted(r[2] for r in results)
     report = {
         "requests": 200,
         "concurrency": 20,
-        "texts_per_request": 8,
+        "texts_per_request": 4,
         "requests_per_second": round(200 / elapsed, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p95_ms": round(1000 * latencies[int(0.95 * len(latencies)) - 1], 1),
