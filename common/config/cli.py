@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.config.fields import check_value, flag, is_list, parse_text, positive, value_type
 from common.config.schema import RunConfig
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 
 class RecipeParser(argparse.ArgumentParser):
@@ -127,7 +127,7 @@ def read_config_file(path: str) -> dict:
             values = json.loads(file.read_text())
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file, said in one line
         raise UserError(
-            f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {str(e).splitlines()[0]}"
+            f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {first_line(e)}"
         ) from None
     if not isinstance(values, dict):
         raise UserError(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")

@@ -15,7 +15,7 @@ import pandas as pd
 from common import assets
 from common.config import ClassificationData, CorpusData
 from common.data import augment
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
         raise UserError(
             f"{flag} '{path}' could not be read as {suffix[1:]} ({first_line(e)}); check its format"
         ) from None
-
-
-def first_line(error: Exception, limit: int = 160) -> str:
-    """An exception's first line, cut to `limit` characters: it may quote a whole line of the user's file."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_is_text(path: Path, flag: str, suffix: str) -> None:

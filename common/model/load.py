@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 from common import assets
 from common.config import ModelConfig
 from common.data.tokens import check_max_length
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +40,12 @@ def load_config(name: str, trust_remote_code: bool = False, **overrides):
                 f"--model '{name}' needs its own code to run; pass --trust-remote-code if you trust it"
             ) from None
         if path.is_dir():
-            raise UserError(f"--model '{name}': its config.json could not be used ({_first_line(e)})") from None
+            raise UserError(f"--model '{name}': its config.json could not be used ({first_line(e)})") from None
         embedded = ", ".join(assets.PREFIX + k for k in assets.EMBEDDED_MODELS)
         raise UserError(
             f"could not load model '{name}': it is not a local folder and could not be fetched from the hub "
             f"(offline, or no such model); use a local folder or an embedded model: {embedded}"
         ) from None
-
-
-def _first_line(error: Exception, limit: int = 160) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_config_file(name: str, file: Path, trust_remote_code: bool = False) -> None:
@@ -60,7 +55,7 @@ def check_config_file(name: str, file: Path, trust_remote_code: bool = False) ->
     try:
         values = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, OSError) as e:
-        raise UserError(f"--model '{name}': '{file}' is not valid JSON ({_first_line(e)}); re-save the model") from None
+        raise UserError(f"--model '{name}': '{file}' is not valid JSON ({first_line(e)}); re-save the model") from None
     if not isinstance(values, dict):
         raise UserError(f"--model '{name}': '{file}' must hold a JSON object; re-save the model")
     model_type = values.get("model_type")
@@ -97,7 +92,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
         return AutoTokenizer.from_pretrained(resolve(name), trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as e:
         raise UserError(
-            f"could not load a tokenizer for '{name}' ({str(e).splitlines()[0]}); the folder needs tokenizer files"
+            f"could not load a tokenizer for '{name}' ({first_line(e)}); the folder needs tokenizer files"
         ) from None
 
 
@@ -163,15 +158,15 @@ def load_weights(
         )
     except OSError as e:
         raise UserError(
-            f"could not load the weights of '{name}' ({str(e).splitlines()[0]}); with only pickle "
+            f"could not load the weights of '{name}' ({first_line(e)}); with only pickle "
             f"weights (.bin), pass --allow-pickle if you trust the source"
         ) from None
     except SafetensorError as e:
-        raise UserError(f"could not load the weights of '{name}' ({_first_line(e)}); save the model again") from None
+        raise UserError(f"could not load the weights of '{name}' ({first_line(e)}); save the model again") from None
     except ValueError as e:
         if attention and "attention" in str(e):  # e.g. SDPA asked of a model that has no SDPA attention
             raise UserError(
-                f"--attention {attention} does not work with '{name}' ({str(e).splitlines()[0]}); use --attention auto"
+                f"--attention {attention} does not work with '{name}' ({first_line(e)}); use --attention auto"
             ) from None
         raise
 

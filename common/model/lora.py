@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.model import layers
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def load(folder: str | Path, task: str = "classification"):
     except OSError as e:
         raise UserError(
             f"the LoRA run in '{folder}' needs its base model '{base_model}', which could not be loaded with "
-            f"safetensors weights ({str(e).strip().splitlines()[0][:160] if str(e).strip() else 'not found'}); "
+            f"safetensors weights ({first_line(e)}); "
             f"make it available, or retrain with --merge-lora for a self-contained model"
         ) from None
     return peft.PeftModel.from_pretrained(base, folder).eval()

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from common.config import RunConfig
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.report import search_report
 from common.run.output import mark_run
 
@@ -50,7 +50,7 @@ def read_space(path: str, config: RunConfig) -> dict:
     try:
         space = yaml.safe_load(file.read_text())  # JSON is YAML too
     except yaml.YAMLError as e:
-        raise UserError(f"--search-space '{path}' could not be read: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--search-space '{path}' could not be read: {first_line(e)}") from None
     if not isinstance(space, dict) or not space:
         raise UserError(f"--search-space '{path}' must map flag names to lists of values or {{low, high}} ranges")
     checked = {}

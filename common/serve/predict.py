@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from common.config.cli import RecipeParser, positive_number
 from common.config.fields import non_negative, valid_seed
 from common.data import read_file
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.model.load import check_config_file, weights_problem
 from common.runtime import run_cli
 
@@ -92,8 +92,7 @@ class Predictor:
                 self.model = model_class.from_pretrained(self.folder, use_safetensors=True)
         except (OSError, SafetensorError) as e:
             raise UserError(
-                f"could not load the model in '{folder}' ({str(e).strip().splitlines()[0][:160]}); predict reads "
-                f"safetensors weights only"
+                f"could not load the model in '{folder}' ({first_line(e)}); predict reads safetensors weights only"
             ) from None
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from common.data import tables as data
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".jsonl", ".parquet"])
@@ -145,4 +145,4 @@ def test_a_long_error_quotes_at_most_a_line(tmp_path):
     with pytest.raises(UserError, match="column 'text' is not in the train data") as error:
         data.require_columns({"train": wide}, ["text"], "--text-column")
     assert len(str(error.value)) < 500
-    assert len(data.first_line(ValueError("x" * 10_000))) < 200
+    assert len(first_line(ValueError("x" * 10_000))) < 200
