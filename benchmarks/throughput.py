@@ -4,10 +4,11 @@ Run in its own process by benchmarks/bench.py so that peak memory is per run:
   python -m benchmarks.throughput sentiment ours --steps 20
 
 Ways of running (the baselines are faithful to how the tutorials and the standard examples do it):
-  ours         bf16 autocast where native, each batch padded to its own longest example (to a multiple of 8
-               on CUDA only), length-grouped batches, truncation at the recipe's --max-length, --attention auto
-               (eager at these lengths on a CPU); causal LM: --packing documents, --lm-loss chunked; the
-               recipe's --freeze-layers / --freeze-embeddings
+  ours         the recipe's own TrainingArguments (training_arguments()) and RecipeTrainer: bf16 autocast
+               where native, each batch padded to its own longest example (to a multiple of 8 on CUDA only),
+               length-grouped batches, truncation at the recipe's --max-length, --attention auto (eager at
+               these lengths on a CPU), the loss checked for NaN only when logged; causal LM: --packing
+               documents, --lm-loss auto (chunked on a CPU); the recipe's --freeze-layers / --freeze-embeddings
   ours-fp32    the same without bf16; ours-compile: the same plus --compile
   hf-examples  fp32, every example padded to max_seq_length=128 (run_glue's default); for the causal LM,
                the same concatenate-and-chunk blocks in fp32; transformers' default attention (SDPA) and loss
@@ -21,6 +22,7 @@ lengths) and padding are not counted, so padding shows up as lost throughput, as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -35,47 +37,60 @@ import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed  # noqa: E402
 
 from common import assets  # noqa: E402
-from common.config import ModelConfig  # noqa: E402
 from common.data import tables, tokens  # noqa: E402
 from common.evaluate.metrics import classification_metrics  # noqa: E402
 from common.model import adapt, load_causal_lm, load_classifier, load_tokenizer, pad_with_end_of_text  # noqa: E402
-from common.runtime import precision_flags, scratch_dir  # noqa: E402
+from common.runtime import hardware, precision_flags, scratch_dir  # noqa: E402
+from common.train import RecipeTrainer, training_arguments  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
 
-
-def recipe_case(defaults, kind: str, max_length: int) -> dict:
-    """The settings that shape a training step, read from a recipe's DEFAULTS so the bench follows the recipe."""
-    return dict(
-        model=defaults.model.model,
-        techniques=defaults.techniques,
-        batch_size=defaults.training.batch_size,
-        max_length=max_length,
-        kind=kind,
-    )
-
-
+# Each case is a recipe's DEFAULTS (model, techniques, batch size, length), so the bench follows the recipes
 CASES = {
-    "sentiment": recipe_case(gpt2_sentiment.DEFAULTS, "classification", gpt2_sentiment.DEFAULTS.data.max_length),
-    "bert": recipe_case(bert_classification.DEFAULTS, "classification", bert_classification.DEFAULTS.data.max_length),
-    "causal_lm": recipe_case(causal_lm.DEFAULTS, "causal", causal_lm.DEFAULTS.data.block_size),
+    "sentiment": dict(config=gpt2_sentiment.DEFAULTS, kind="classification"),
+    "bert": dict(config=bert_classification.DEFAULTS, kind="classification"),
+    "causal_lm": dict(config=causal_lm.DEFAULTS, kind="causal"),
 }
 # ours-fp32: our data path without bf16; ours-compile: ours plus --compile (compile time excluded by the warmup)
 WAYS = ("ours", "ours-fp32", "ours-compile", "hf-examples", "seeds")
 
 
-class TimedTrainer(Trainer):
-    """Trainer that records when each optimizer step starts and how many real and padded tokens it saw."""
+def case_length(config) -> int:
+    return config.data.block_size if config.task == "causal_lm" else config.data.max_length
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.step_log = []  # (start time, useful tokens, tokens including padding, examples)
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class Timed:
+    """Mixed into a Trainer class: times the optimizer steps after `warmup` and counts their real and padded
+    tokens, without making the host wait for the GPU on any step but the first timed one."""
+
+    def start_timing(self, warmup: int) -> None:
+        self.warmup, self.steps_seen, self.started = warmup, 0, None
+        self.useful = torch.zeros((), dtype=torch.int64)  # moved to the batch's device at the first step
+        self.tokens = self.examples = 0
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        ids = inputs["input_ids"]
-        mask = inputs.get("attention_mask")
-        useful = int(mask.sum()) if mask is not None else ids.numel()
-        self.step_log.append((time.perf_counter(), useful, ids.numel(), ids.shape[0]))
+        if self.steps_seen == self.warmup:
+            synchronize()  # the warm-up steps' kernels end before the clock starts
+            self.started = time.perf_counter()
+        if self.steps_seen >= self.warmup:
+            ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+            self.useful = self.useful.to(ids.device) + (mask.sum() if mask is not None else ids.numel())
+            self.tokens += ids.numel()
+            self.examples += ids.shape[0]
+        self.steps_seen += 1
         return super().training_step(model, inputs, num_items_in_batch)
+
+
+class TimedTrainer(Timed, Trainer):
+    pass
+
+
+class TimedRecipeTrainer(Timed, RecipeTrainer):
+    pass
 
 
 def matmul_flops_per_token(model, causal: bool) -> float:
@@ -103,7 +118,7 @@ def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int
 
     def encode(frame):
         if way.startswith("ours"):  # ours, ours-fp32, ours-compile: the recipes' own data path
-            return tokens.classification_dataset(frame, tokenizer, ["text"], case["max_length"])
+            return tokens.classification_dataset(frame, tokenizer, ["text"], case_length(case["config"]))
         if way == "hf-examples":
             encoded = tokenizer(frame["text"].tolist(), padding="max_length", max_length=128, truncation=True)
         else:  # seeds: pad everything to the longest example in the whole set
@@ -139,52 +154,58 @@ def measure(
     over that many examples followed by test accuracy (the throughput then covers the epoch after warmup).
     `callbacks` go to the Trainer (benchmarks/step_profile.py profiles steps through one)."""
     case = CASES[case_name]
+    config = case["config"].derive(output_dir="unused", report_to="none", seed=seed)
+    if way == "ours-fp32":
+        config = config.derive(precision="fp32")
+    if way == "ours-compile":
+        config = config.derive(compile=True)
     fast = way.startswith("ours")
+    batch_size, length = config.training.batch_size, case_length(config)
     set_seed(seed)
-    tokenizer = pad_with_end_of_text(load_tokenizer(case["model"]))
-    n_examples = (steps + warmup + 2) * case["batch_size"]
+    tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model))
+    n_examples = (steps + warmup + 2) * batch_size
+    spec = config.model if fast else dataclasses.replace(config.model, attention="sdpa")
     test = None
     if case["kind"] == "classification":
         dataset, test, collator = classification_data(
             case, way, tokenizer, train_examples or max(n_examples * 4, 2000), seed
         )
-        spec = ModelConfig(model=case["model"], attention="auto" if fast else "sdpa")
-        model = load_classifier(spec, ["fresh", "rotten"], tokenizer, max_length=case["max_length"])
+        model = load_classifier(spec, ["fresh", "rotten"], tokenizer, max_length=length)
     else:
         documents = assets.load_dataset_frame("embedded:shakespeare")["text"].tolist()
-        blocks = tokens.blocks_from_tokens(tokens.corpus_tokens(documents, tokenizer), case["max_length"])
+        blocks = tokens.blocks_from_tokens(tokens.corpus_tokens(documents, tokenizer), length)
         test = blocks[-PARITY_TEST_BLOCKS:]  # held out: the end of the corpus
         blocks = blocks[: train_examples or n_examples * 2]  # ours: --packing documents (the recipe's default)
         positions = tokens.document_position_ids(blocks, tokenizer.eos_token_id) if fast else None
         dataset, collator = tokens.lm_dataset(blocks, positions), default_data_collator
-        spec = ModelConfig(model=case["model"], attention="auto" if fast else "sdpa")
-        model = load_causal_lm(spec, tokenizer, block_size=case["max_length"])
-    # the recipes' own model changes: --freeze-*, and for the causal LM our way --lm-loss chunked (not with --compile)
-    task = "classification" if case["kind"] == "classification" else "causal_lm"
-    model = adapt(model, case["techniques"], task, chunked_lm_loss=fast and way != "ours-compile")
+        model = load_causal_lm(spec, tokenizer, block_size=length)
+    # the recipes' own model changes: --freeze-*; for the causal LM our way the loss --lm-loss auto picks here
+    chunked = fast and config.task == "causal_lm" and config.training.chunked_lm_loss
+    model = adapt(model, config.techniques, config.task, chunked_lm_loss=chunked)
     budget = (
         dict(num_train_epochs=1, learning_rate=1e-4)
         if train_examples
         else dict(max_steps=warmup + steps, learning_rate=1e-5)
     )
-    args = TrainingArguments(
-        output_dir=scratch_dir(),
-        **budget,
-        warmup_steps=0.1,
-        per_device_train_batch_size=case["batch_size"],
-        per_device_eval_batch_size=64,
-        report_to="none",
-        save_strategy="no",
-        eval_strategy="no",
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
-        seed=seed,
-        logging_strategy="no",
-        train_sampling_strategy="group_by_length" if fast and case["kind"] == "classification" else "random",
-        torch_compile=way == "ours-compile",
-        **precision_flags("auto" if way in ("ours", "ours-compile") else "fp32"),
-    )
-    trainer = TimedTrainer(
+    common = dict(eval_strategy="no", per_device_eval_batch_size=64, disable_tqdm=True, **budget)
+    if fast:  # the recipes' own TrainingArguments and Trainer, logging every --logging-steps as the recipes do
+        args = training_arguments(config, scratch_dir(), **common)
+        trainer_class = TimedRecipeTrainer
+    else:  # a plain Trainer as the examples and tutorials set it up
+        args = TrainingArguments(
+            output_dir=scratch_dir(),
+            warmup_steps=0.1,
+            per_device_train_batch_size=batch_size,
+            report_to="none",
+            save_strategy="no",
+            use_cpu=not torch.cuda.is_available(),
+            seed=seed,
+            logging_strategy="no",
+            **precision_flags("fp32"),
+            **common,
+        )
+        trainer_class = TimedTrainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,
@@ -192,31 +213,40 @@ def measure(
         compute_metrics=classification_metrics,
         callbacks=callbacks,
     )
+    trainer.start_timing(warmup)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     trainer.train()
-    finished = time.perf_counter()  # the last step ends when train() returns (no checkpoint, no eval to wait for)
-    log = trainer.step_log[warmup:]
-    elapsed = finished - log[0][0]
-    useful = sum(s[1] for s in log)
+    synchronize()
+    finished = time.perf_counter()  # the last step ends when its kernels do (no checkpoint, no eval to wait for)
+    elapsed = finished - trainer.started
+    useful = int(trainer.useful)
     flops = matmul_flops_per_token(model, case["kind"] == "causal")
     quality = {}
     if train_examples and case["kind"] == "classification":
         quality["test_accuracy"] = trainer.evaluate(test)["eval_accuracy"]
     elif train_examples:
         quality["test_perplexity"] = plain_perplexity(model, test)
+    gpu = {}
+    if torch.cuda.is_available():
+        gpu["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return {
         "case": case_name,
         "way": way,
         "seed": seed,
-        "steps": len(log),
+        "device": hardware(),
+        "batch_size": batch_size,
+        "steps": trainer.steps_seen - warmup,
         "seconds": elapsed,
         **quality,
         "useful_tokens_per_s": useful / elapsed,
-        "examples_per_s": sum(s[3] for s in log) / elapsed,
-        "padding_fraction": 1 - useful / sum(s[2] for s in log),
+        "examples_per_s": trainer.examples / elapsed,
+        "padding_fraction": 1 - useful / trainer.tokens,
         "gflops_per_s": useful * flops / elapsed / 1e9,
         "flops_per_useful_token": flops,
-        "precision": "bf16" if args.bf16 else "fp32",
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **gpu,
     }
 
 

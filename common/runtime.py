@@ -24,6 +24,27 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def check_one_gpu_per_process() -> None:
+    """Refuse more processes on this machine than it has GPUs: two ranks on one GPU fail deep inside NCCL
+    ("Duplicate GPU detected"). Without a GPU the processes share the CPU (gloo), which works."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local > 1 and torch.cuda.is_available() and local > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise UserError(
+            f"{local} processes on this machine but {gpus} GPU(s); start one process per GPU "
+            f"(torchrun --nproc_per_node {gpus}, accelerate launch --num_processes {gpus})"
+        )
+
+
+def data_workers() -> int:
+    """DataLoader worker processes: on a GPU, a few, so that batches are collated while the GPU computes;
+    on a CPU none, since workers would take cores from the training itself."""
+    if not torch.cuda.is_available():
+        return 0
+    cores_per_process = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(4, cores_per_process - 1))
+
+
 def bf16_is_fast() -> bool:
     """Whether bf16 autocast runs natively here: Ampere+ GPUs, or CPUs with AVX512-BF16/AMX (else it is emulated, slow)."""
     if torch.cuda.is_available():

@@ -59,7 +59,7 @@ def head_tail_dataset(frame: pd.DataFrame, tokenizer, text_column: str, max_leng
     head = budget // 4
     rows, long = [], 0
     texts = cut_long_texts(frame[text_column].tolist(), max_length, keep_tail=True)
-    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+    for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]:
         long += len(ids) > budget
         kept = ids if len(ids) <= budget else ids[:head] + ids[len(ids) - (budget - head) :]
         rows.append(before + kept + after)
@@ -73,17 +73,21 @@ def head_tail_dataset(frame: pd.DataFrame, tokenizer, text_column: str, max_leng
 def window_dataset(frame: pd.DataFrame, tokenizer, text_column: str, max_length: int, stride: int) -> datasets.Dataset:
     if stride >= max_length - sum(map(len, special_tokens_around(tokenizer))):
         raise UserError(f"--stride {stride} must be smaller than --max-length {max_length} minus the special tokens")
-    if not getattr(tokenizer, "is_fast", False):
-        raise UserError("--long-text sliding-window needs a fast (Rust) tokenizer; this model ships only a slow one")
-    encoded = tokenizer(
-        frame[text_column].tolist(),
-        truncation=True,
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-    )
-    document = list(encoded["overflow_to_sample_mapping"])
-    columns = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "document": document}
+    # Cut here rather than by the tokenizer's return_overflowing_tokens, whose windows changed between
+    # tokenizers releases (0.23.2 made 2 windows of a text that needs 20 or more), and which slow tokenizers lack.
+    before, after = special_tokens_around(tokenizer)
+    budget = max_length - len(before) - len(after)
+    windows, document = [], []
+    encoded = tokenizer(frame[text_column].tolist(), add_special_tokens=False, verbose=False)["input_ids"]
+    for row, ids in enumerate(encoded):
+        start = 0
+        while True:
+            windows.append(before + ids[start : start + budget] + after)
+            document.append(row)
+            if start + budget >= len(ids):
+                break
+            start += budget - stride  # the next window repeats the last `stride` tokens of this one
+    columns = {"input_ids": windows, "attention_mask": [[1] * len(w) for w in windows], "document": document}
     if "labels" in frame:
         labels = frame["labels"].to_numpy()
         columns["labels"] = labels[document].tolist()

@@ -10,7 +10,7 @@ from transformers import TrainingArguments
 
 from common.config import RunConfig
 from common.errors import UserError
-from common.runtime import precision_flags, scratch_dir, world_size
+from common.runtime import check_one_gpu_per_process, data_workers, precision_flags, scratch_dir, world_size
 from common.train.checkpoints import checkpoint_dir, tensorboard_dir
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
     torchrun/accelerate launch each of N processes takes batch_size / N, so results match a one-process run.
     """
     training, output = config.training, config.output
+    check_one_gpu_per_process()
     processes = world_size()
     if training.batch_size % processes:
         raise UserError(
@@ -56,11 +57,16 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         save_strategy="no",  # the final model is saved once, atomically, by save_run()
         logging_strategy="steps",
         logging_steps=training.logging_steps,
+        # Trainer's filter reads the loss back each step, which makes the host wait for the GPU every step;
+        # RecipeTrainer checks the logged loss instead, and a NaN must stop the run, not be averaged away
+        logging_nan_inf_filter=False,
         report_to=output.report_to,
         seed=training.seed,
         data_seed=training.seed,
         use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
+        dataloader_num_workers=data_workers(),  # on a GPU, batches are collated while it computes
+        dataloader_persistent_workers=data_workers() > 0,
+        dataloader_pin_memory=torch.cuda.is_available(),  # copies to the GPU that need no extra host copy
         # Causal LMs divide their summed token loss by the token count of the whole global batch, and Trainer
         # scales it back per process. Classification models (and our losses) take a plain mean, which that
         # scaling would make N times too big with N processes.

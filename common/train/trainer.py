@@ -2,18 +2,20 @@
 
 - resumable data order: length-grouped batches seeded by (seed, epoch), so a resumed run sees what it would have
 - evaluation in dataset order, and per document for long-text windows (a `document` column)
-- a stop with one clear line when the loss becomes NaN/inf
+- a stop with one clear line when the logged loss is NaN/inf (no per-step check: that would sync the GPU)
 - optimizer parameter groups and callbacks from common.train.techniques
 """
 
 from __future__ import annotations
+
+import math
 
 import datasets
 import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PredictionOutput
 
 from common.data import long_text
@@ -98,14 +100,31 @@ class RecipeTrainer(Trainer):
             return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed, self.args.world_size)
         return sampler
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():  # stop at once: every later step would only spread the NaN/inf
+    # ---- a NaN/inf loss stops the run. Checked when the loss is logged, and before an evaluation or a checkpoint
+    #      (the loss summed since the last log): a check each step would make the host wait for the GPU each step
+    #      (TrainingArguments' logging_nan_inf_filter is off for the same reason)
+    _finite_through_step = 0
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        self._stop_unless_finite(logs.get("loss", logs.get("train_loss")))
+        super().log(logs, start_time)
+
+    def _maybe_log_save_evaluate(self, tr_loss, *args, **kwargs):
+        if self.control.should_evaluate or self.control.should_save:  # a model gone NaN is not evaluated or saved
+            self._stop_unless_finite(tr_loss.item())
+        return super()._maybe_log_save_evaluate(tr_loss, *args, **kwargs)
+
+    def _stop_unless_finite(self, loss: float | None) -> None:
+        if loss is None:
+            return
+        if not math.isfinite(loss):
+            first, last = self._finite_through_step + 1, self.state.global_step
+            steps = f"at step {last}" if first >= last else f"between steps {first} and {last}"
             raise UserError(
-                f"the training loss became {loss.item()} at step {self.state.global_step + 1}; lower --lr "
-                f"(now {self.args.learning_rate:g}) or try --precision fp32"
+                f"the training loss became {loss} {steps}; lower --lr (now {self.args.learning_rate:g}) "
+                f"or try --precision fp32"
             )
-        return loss
+        self._finite_through_step = self.state.global_step
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.parameter_groups is not None:
@@ -133,3 +152,34 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(self.seed + int(epoch))
+
+    def __iter__(self):
+        return iter(length_grouped_indices(self.lengths, self.batch_size, self.generator))
+
+
+MIN_BATCHES_PER_GROUP = 16
+
+
+def length_grouped_indices(lengths, batch_size: int, generator: torch.Generator) -> list[int]:
+    """transformers' length grouping (shuffle, sort groups of up to 50 batches by length, cut into batches),
+    with groups of at least 16 batches where the data has that many.
+
+    transformers' rule keeps 4 groups per epoch, so at a large batch a group holds few batches and each batch
+    spans a wide range of lengths: 31-34% padding at batch 512 on the sentiment data (measured on an H100).
+    Where that rule gives fewer than 16 batches a group, the groups grow to 16 and their batches are shuffled
+    (longest first), so the long-to-short order within a group does not become the order of the epoch. At the
+    recipes' default batch sizes the rule gives 50 and nothing changes.
+    """
+    standard = max(1, min(len(lengths) // (batch_size * 4), 50))
+    grown = min(len(lengths) // batch_size, MIN_BATCHES_PER_GROUP)
+    if grown <= standard:
+        return get_length_grouped_indices(lengths, batch_size, standard, generator)
+    indices = get_length_grouped_indices(lengths, batch_size, grown, generator)
+    group = grown * batch_size
+    shuffled = []
+    for start in range(0, len(indices), group):
+        batches = [indices[i : i + batch_size] for i in range(start, min(start + group, len(indices)), batch_size)]
+        keep = 1 if start == 0 else 0  # the epoch's first batch holds its longest example: out of memory early
+        order = list(range(keep)) + [keep + i for i in torch.randperm(len(batches) - keep, generator=generator)]
+        shuffled += [i for b in order for i in batches[b]]
+    return shuffled

@@ -1,7 +1,7 @@
 import pytest
 
 from benchmarks.throughput import matmul_flops_per_token
-from common.config import ModelConfig, Techniques
+from common.config import ModelConfig
 from common.model import layers
 from common.model import load as modeling
 
@@ -48,7 +48,12 @@ def test_step_profile_covers_the_timed_steps_of_a_tiny_model(monkeypatch, tiny_g
     monkeypatch.setitem(
         throughput.CASES,
         "sentiment",
-        {**throughput.CASES["sentiment"], "model": str(tiny_gpt2), "techniques": Techniques()},
+        {
+            **throughput.CASES["sentiment"],
+            "config": throughput.CASES["sentiment"]["config"].derive(
+                model=str(tiny_gpt2), freeze_layers=0, freeze_embeddings=False
+            ),
+        },
     )
     result = step_profile.profile_steps("sentiment", steps=3, warmup=1)
     assert result["steps"] == 3 and result["step_ms"] > 0

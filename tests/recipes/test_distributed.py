@@ -1,4 +1,5 @@
-"""Two processes (torchrun, accelerate launch; gloo on CPU) train like one process with the same global batch."""
+"""Two processes (torchrun, accelerate launch) train like one process with the same global batch: on two GPUs
+where the machine has them (NCCL), else on the CPU (gloo)."""
 
 import json
 import os
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from common.errors import UserError
 from common.train import training_arguments
@@ -65,6 +67,8 @@ def recipe_args(tiny_bert, files, out):
 
 def launch(launcher: list[str], args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if torch.cuda.device_count() < 2:  # one GPU per rank, or none: two ranks on one GPU is a NCCL error
+        env["CUDA_VISIBLE_DEVICES"] = ""
     result = subprocess.run([*launcher, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

@@ -1,3 +1,7 @@
+import pytest
+import torch
+
+from common.errors import UserError
 from common.train import training_arguments
 from tests.conftest import classification_config
 
@@ -21,3 +25,25 @@ def test_early_stopping_keeps_checkpoints_and_restores_the_best(tmp_path):
     assert (targs.eval_strategy, targs.save_strategy, targs.eval_steps) == ("steps", "steps", 10)
     loss_watched = training_arguments(config.derive(best_metric="loss"), tmp_path)
     assert loss_watched.metric_for_best_model == "loss" and not loss_watched.greater_is_better
+
+
+def test_no_per_step_loss_read_back_and_no_data_workers_on_a_cpu(tmp_path):
+    targs = training_arguments(classification_config(**SMALL), tmp_path)
+    assert not targs.logging_nan_inf_filter  # RecipeTrainer checks the logged loss instead
+    if not torch.cuda.is_available():
+        assert targs.dataloader_num_workers == 0 and not targs.dataloader_pin_memory
+
+
+def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"2 processes on this machine but 1 GPU\(s\).*--nproc_per_node 1"):
+        training_arguments(classification_config(**SMALL), tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_batches_are_prepared_by_workers_into_pinned_memory(tmp_path):
+    targs = training_arguments(classification_config(**{**SMALL, "precision": "auto"}), tmp_path)
+    assert targs.dataloader_num_workers > 0 and targs.dataloader_pin_memory and targs.dataloader_persistent_workers
+    assert targs.bf16 == torch.cuda.is_bf16_supported()

@@ -1,6 +1,10 @@
+from types import SimpleNamespace
+
+import pytest
 import torch
 
-from common.train.trainer import EpochSeededLengthGroupedSampler
+from common.errors import UserError
+from common.train.trainer import EpochSeededLengthGroupedSampler, RecipeTrainer, length_grouped_indices
 
 
 def test_length_grouped_order_depends_only_on_seed_and_epoch():
@@ -17,3 +21,53 @@ def test_length_grouped_order_depends_only_on_seed_and_epoch():
     assert order(1, noise=0) == order(1, noise=123)
     assert order(0, noise=0) != order(1, noise=0)
     assert sorted(order(1, noise=0)) == list(range(len(lengths)))
+
+
+def padding(indices, lengths, batch_size):
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    return 1 - sum(lengths) / padded
+
+
+def snippet_lengths(n=8530):
+    """Token counts shaped like the Rotten Tomatoes snippets' (median ~25, a long tail cut at 64)."""
+    generator = torch.Generator().manual_seed(0)
+    return (torch.randn(n, generator=generator) * 0.5 + 3.2).exp().clamp(3, 64).round().int().tolist()
+
+
+@pytest.mark.parametrize("batch_size", [16, 32])
+def test_grouping_at_the_recipes_batch_sizes_is_transformers_own(batch_size):
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    lengths = snippet_lengths()
+    ours = length_grouped_indices(lengths, batch_size, torch.Generator().manual_seed(7))
+    theirs = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(7))
+    assert ours == theirs
+
+
+def test_grouping_stays_tight_at_a_large_batch():
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    lengths = snippet_lengths()
+    ours = length_grouped_indices(lengths, 512, torch.Generator().manual_seed(7))
+    theirs = get_length_grouped_indices(lengths, 512, generator=torch.Generator().manual_seed(7))
+    assert sorted(ours) == list(range(len(lengths)))
+    assert lengths[ours[0]] == max(lengths)  # the longest batch first: out of memory at once, not mid-epoch
+    assert padding(ours, lengths, 512) < 0.6 * padding(theirs, lengths, 512)
+    # the batches of a group are shuffled: the epoch does not run from the longest texts to the shortest
+    batch_maxima = [max(lengths[i] for i in ours[s : s + 512]) for s in range(512, 8192, 512)]
+    assert batch_maxima != sorted(batch_maxima, reverse=True)
+
+
+def test_a_nan_loss_stops_when_logged_naming_the_steps_since_the_last_finite_one():
+    """The check reads the logged loss: no per-step read-back that would make the host wait for the GPU."""
+    trainer = RecipeTrainer.__new__(RecipeTrainer)  # no model needed: only the check runs
+    trainer.state, trainer.args = SimpleNamespace(global_step=50), SimpleNamespace(learning_rate=1e-3)
+    trainer._finite_through_step = 25
+    with pytest.raises(
+        UserError, match=r"the training loss became nan between steps 26 and 50; lower --lr \(now 0.001\)"
+    ):
+        RecipeTrainer.log(trainer, {"loss": float("nan")})
+    trainer._finite_through_step = 49
+    with pytest.raises(UserError, match="became inf at step 50"):
+        RecipeTrainer.log(trainer, {"train_loss": float("inf")})
