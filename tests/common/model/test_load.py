@@ -64,3 +64,15 @@ def test_attention_choice():
         modeling.attention_implementation("auto", modeling.EAGER_ATTENTION_UP_TO + 1) is None
     )  # transformers' default
     assert modeling.attention_implementation("auto", None) is None
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_gpt2"])
+def test_a_classifiers_first_forward_leaves_its_config_as_loaded(fixture, request):
+    """transformers sets config.problem_type at the first call with labels when it is unset; under --compile that
+    change of the config forces a second compile of the whole model."""
+    folder = str(request.getfixturevalue(fixture))
+    tokenizer = modeling.pad_with_end_of_text(modeling.load_tokenizer(folder))
+    model = modeling.load_classifier(ModelConfig(model=folder), ["neg", "pos"], tokenizer)
+    before = model.config.to_dict()
+    model(**tokenizer(["a film"], return_tensors="pt"), labels=torch.tensor([1]))
+    assert model.config.to_dict() == before and before["problem_type"] == "single_label_classification"

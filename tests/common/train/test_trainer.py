@@ -2,8 +2,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
+from common.config import ModelConfig
 from common.errors import UserError
+from common.model import load as modeling
 from common.train.trainer import EpochSeededLengthGroupedSampler, RecipeTrainer, length_grouped_indices
 
 
@@ -71,3 +74,24 @@ def test_a_nan_loss_stops_when_logged_naming_the_steps_since_the_last_finite_one
     trainer._finite_through_step = 49
     with pytest.raises(UserError, match="became inf at step 50"):
         RecipeTrainer.log(trainer, {"train_loss": float("inf")})
+
+
+@pytest.mark.parametrize("compile_model", [False, True])
+def test_under_compile_training_drops_the_last_smaller_batch_and_evaluation_keeps_it(
+    tiny_bert, tmp_path, compile_model
+):
+    """A smaller last batch is a new shape, compiled again (a 95 s stall on an H100); uncompiled runs keep it."""
+    import datasets
+    from transformers import TrainingArguments
+
+    rows = datasets.Dataset.from_dict({"input_ids": [[101, 7, 102]] * 10, "labels": [0, 1] * 5})
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=4, use_cpu=True,
+        torch_compile=compile_model, report_to="none",
+    )  # fmt: skip
+    model = modeling.load_classifier(
+        ModelConfig(model=str(tiny_bert)), ["a", "b"], AutoTokenizer.from_pretrained(tiny_bert)
+    )
+    trainer = RecipeTrainer(model=model, args=args, train_dataset=rows, eval_dataset=rows)
+    assert len(trainer.get_train_dataloader()) == (2 if compile_model else 3)
+    assert len(trainer.get_eval_dataloader()) == 3 and not args.dataloader_drop_last
