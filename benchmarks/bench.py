@@ -10,9 +10,14 @@
    their test accuracy or perplexity (skip with --no-quality: it takes ~15 minutes on 2 CPU cores);
 5. peak resident memory of every run;
 6. where an `ours` training step's time goes (benchmarks/step_profile.py): the dense matmuls' share and
-   in-step rate, which bound the fraction of the roofline any step of that shape can reach, and the other ops.
-Results: benchmarks/results/latest.json and latest.md. --repeats N measures every way N times in
-interleaved rounds and keeps each way's best (as timeit does), since one run can be 10-20% off.
+   in-step rate, which bound the fraction of the roofline any step of that shape can reach, and the other ops;
+7. the host's cost of a step on a ~zero-compute model, ours against a plain fp32 Trainer (benchmarks/overhead.py):
+   what a GPU cannot hide for small models, measurable on a CPU too.
+On a GPU: the roofline is a bf16 8192^3 matmul on it and the fraction of it is the MFU; every way runs 40 steps
+(causal LM 20); peak GPU memory replaces peak RSS; the step profile adds how busy the GPU was; and rows with
+the GPU given more work are added (LARGE_BATCH_ROWS: larger batches, the causal LM also compiled).
+Results: benchmarks/results/latest.json and latest.md (on a GPU: gpu-DEVICE.json and .md). --repeats N measures
+every way N times in interleaved rounds and keeps each way's best (as timeit does), since one run can be 10-20% off.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -36,22 +42,32 @@ STEPS = {"ours": 40, "ours-fp32": 8, "hf-examples": 8, "seeds": 6}  # ours: ~15-
 STEPS_CAUSAL = {"ours": 6, "ours-fp32": 3, "hf-examples": 3}  # 2,048 tokens a step: ~8 s in bf16, ~13 s in fp32
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0, trials: int = 3) -> float:
-    """Sustained dense matmul rate: the best of `trials` one-second runs.
+def matmul_gflops(dtype: torch.dtype, n: int | None = None, seconds: float = 1.0, trials: int = 3) -> float:
+    """Sustained dense matmul rate on this machine's GPU (else its CPU): the best of `trials` one-second runs.
 
-    Short bursts under-measure it badly here (10 products gave anywhere from 210 to 383 GFLOP/s in bf16),
-    which would flatter every fraction of the roofline; a peak is a best case, so take the best."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    Short bursts under-measure it badly on a CPU (10 products gave anywhere from 210 to 383 GFLOP/s in bf16),
+    which would flatter every fraction of the roofline; a peak is a best case, so take the best. On a GPU the
+    product is 8192 x 8192 (2048 would not fill it); this is the peak MFU is counted against."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = n or (8192 if device == "cuda" else 2048)
+    a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
     for _ in range(3):
         a @ b
     best = 0.0
     for _ in range(trials):
+        synchronize()
         start, count = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
             a @ b
             count += 1
+        synchronize()
         best = max(best, 2 * n**3 * count / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def run_child(command: list[str]) -> tuple[str, float]:
@@ -80,9 +96,28 @@ def child_result(module: str, *args: str) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
+# On a GPU a step takes milliseconds: every way gets enough steps to even out, and the rows below are added
+STEPS_GPU, STEPS_GPU_CAUSAL = 40, 20
+# GPU only: the GPU given enough work (batch sizes that fill an H100 better), eager and compiled; (case, way, batch)
+LARGE_BATCH_ROWS = [
+    ("sentiment", "ours", 256),
+    ("bert", "ours", 512),
+    ("causal_lm", "ours", 32),
+    ("causal_lm", "ours-compile", 32),
+]
+
+
 def throughput(case: str, way: str, *extra: str) -> dict:
-    steps = (STEPS_CAUSAL if case == "causal_lm" else STEPS)[way]
+    if torch.cuda.is_available():
+        steps = STEPS_GPU_CAUSAL if case == "causal_lm" else STEPS_GPU
+    else:
+        steps = (STEPS_CAUSAL if case == "causal_lm" else STEPS)[way]
     return child_result("benchmarks.throughput", case, way, "--steps", str(steps), *extra)
+
+
+def overhead() -> dict:
+    """The host-overhead proxy (benchmarks/overhead.py): ours against a plain fp32 Trainer on a ~zero-compute model."""
+    return child_result("benchmarks.overhead")
 
 
 def step_profile(case: str) -> dict:
@@ -143,19 +178,33 @@ def parity_summary(parity: list[dict]) -> list[dict]:
 def markdown(report: dict) -> str:
     roof = report["roofline"]
     repeats = report["throughput"][0].get("repeats", 1) if report["throughput"] else 1
+    gpu = any("peak_gpu_memory_mb" in r for r in report["throughput"])
+    fraction = "MFU (of measured bf16 peak)" if gpu else "of bf16 roofline"
+    memory = "peak GPU memory" if gpu else "peak RSS"
     lines = [
         f"Machine: {report['machine']}; matmul roofline fp32 {roof['fp32_gflops']:.0f} GFLOP/s, "
         f"bf16 {roof['bf16_gflops']:.0f} GFLOP/s. Throughput: best of {repeats} interleaved run(s) per way.",
         "",
-        "| recipe | way | precision | useful tokens/s | examples/s | padding | GFLOP/s | of bf16 roofline | ours vs this | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| recipe | way | batch | precision | useful tokens/s | examples/s | padding | GFLOP/s | {fraction} "
+        f"| ours vs this | {memory} |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["throughput"]:
+        speedup = f"{r['speedup_of_ours']:.2f}x" if "speedup_of_ours" in r else "-"
+        peak = r.get("peak_gpu_memory_mb", r["peak_rss_mb"])
         lines.append(
-            f"| {r['case']} | {r['way']} | {r['precision']} | {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} "
-            f"| {r['padding_fraction']:.0%} | {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.0%} "
-            f"| {r.get('speedup_of_ours', 1.0):.2f}x | {r['peak_rss_mb']:.0f} MB |"
+            f"| {r['case']} | {r['way']} | {r.get('batch_size', '-')} | {r['precision']} "
+            f"| {r['useful_tokens_per_s']:.0f} | {r['examples_per_s']:.1f} | {r['padding_fraction']:.0%} "
+            f"| {r['gflops_per_s']:.0f} | {r['roofline_fraction']:.1%} | {speedup} | {peak:.0f} MB |"
         )
+    if report.get("overhead"):
+        o = report["overhead"]
+        lines += [
+            "",
+            f"Host overhead per step on a ~zero-compute model (1-layer BERT, width 16; `benchmarks/overhead.py`): "
+            f"ours {o['ours_ms_per_step']:.1f} ms, ours-fp32 {o['ours_fp32_ms_per_step']:.1f} ms, a plain fp32 "
+            f"Trainer {o['plain_ms_per_step']:.1f} ms: ours is {o['ours_vs_plain']:.2f}x the plain step.",
+        ]
     if report.get("step_profile"):
         lines += [
             "",
@@ -165,8 +214,9 @@ def markdown(report: dict) -> str:
         ]
         for p in report["step_profile"]:
             others = ", ".join(f"{name.removeprefix('aten::')} {share:.0%}" for name, share in p["other_ops"][:4])
+            busy = f" (GPU busy {p['gpu_busy_share']:.0%})" if "gpu_busy_share" in p else ""
             lines.append(
-                f"| {p['case']} | {p['step_ms']:.0f} ms | {p['matmul_share']:.0%} | {p['matmul_gflops_in_step']:.0f} GFLOP/s "
+                f"| {p['case']} | {p['step_ms']:.0f} ms{busy} | {p['matmul_share']:.0%} | {p['matmul_gflops_in_step']:.0f} GFLOP/s "
                 f"| {p['ceiling']:.0%} | {others} | {p['outside_ops_share']:.0%} |"
             )
     if report.get("parity"):
@@ -196,6 +246,19 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine() -> str:
+    if torch.cuda.is_available():
+        cores = os.cpu_count()
+        return f"{torch.cuda.get_device_name(0)}, {cores} CPU cores, torch {torch.__version__}"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def default_out() -> str:
+    if not torch.cuda.is_available():
+        return "latest"
+    return "gpu-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(0).lower()).strip("-")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["sentiment", "bert", "causal_lm"])
@@ -215,8 +278,12 @@ def main(argv=None):
         help="repeat each classification parity run with this many seeds (42, 43, ...): one epoch on "
         "a small set moves test accuracy by about a point from seed to seed",
     )
-    parser.add_argument("--out", default="latest", help="results go to benchmarks/results/OUT.json and OUT.md")
+    parser.add_argument(
+        "--out",
+        help="results go to benchmarks/results/OUT.json and OUT.md (default: latest, or gpu-DEVICE on a GPU)",
+    )
     args = parser.parse_args(argv)
+    args.out = args.out or default_out()
 
     roofline = {"fp32_gflops": matmul_gflops(torch.float32), "bf16_gflops": matmul_gflops(torch.bfloat16)}
     print(f"roofline: {roofline}", flush=True)
@@ -233,6 +300,14 @@ def main(argv=None):
     results = list(best.values())
     for r in results:
         r["speedup_of_ours"] = best[r["case"], "ours"]["useful_tokens_per_s"] / r["useful_tokens_per_s"]
+    if torch.cuda.is_available():  # the GPU given more work: larger batches, and compiled
+        for case, way, batch in LARGE_BATCH_ROWS:
+            if case in args.cases:
+                r = throughput(case, way, "--batch-size", str(batch))
+                print(json.dumps(r), flush=True)
+                results.append(r)
+    host = overhead()
+    print(f"overhead: {json.dumps(host)}", flush=True)
     profiles = [step_profile(case) for case in args.cases]
     parity = []
     for case, n_train, ways in PARITY:
@@ -254,9 +329,10 @@ def main(argv=None):
     for p in profiles:
         p["ceiling"] = p["matmul_gflops_in_step"] / roofline["bf16_gflops"]
     report = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "machine": machine(),
         "roofline": roofline,
         "throughput": results,
+        "overhead": host,
         "step_profile": profiles,
         "parity": parity,
         "time_to_quality": quality,

@@ -19,10 +19,13 @@ import json
 import sys
 import time
 
+import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from transformers import TrainerCallback
 
 from benchmarks import throughput
+from benchmarks.throughput import synchronize
 
 DENSE_MATMULS = ("aten::mm", "aten::addmm")  # what matmul_flops_per_token counts; attention's bmm is not counted
 
@@ -31,14 +34,17 @@ class ProfileTimedSteps(TrainerCallback):
     """Profiles from the start of optimizer step `first` (0-based) to the end of training."""
 
     def __init__(self, first: int):
-        self.first, self.profiler, self.seconds = first, profile(activities=[ProfilerActivity.CPU]), 0.0
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+        self.first, self.profiler, self.seconds = first, profile(activities=activities), 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == self.first:
+            synchronize()
             self.profiler.start()
             self.started = time.perf_counter()
 
     def on_train_end(self, args, state, control, **kwargs):
+        synchronize()
         self.profiler.stop()
         self.seconds = time.perf_counter() - self.started
 
@@ -65,11 +71,17 @@ def profile_steps(case: str, steps: int, warmup: int) -> dict:
         if event.key.startswith(("aten::", "autograd::")) or "Optimizer" in event.key:
             self_seconds[event.key] = event.self_cpu_time_total / 1e6
     dense_flops = result["useful_tokens_per_s"] * result["seconds"] * result["flops_per_useful_token"]
+    gpu = {}
+    if torch.cuda.is_available():  # the share of the wall time the GPU spent running kernels
+        events = callback.profiler.key_averages()
+        kernel_seconds = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) / 1e6
+        gpu["gpu_busy_share"] = kernel_seconds / callback.seconds
     return {
         "case": case,
         "steps": result["steps"],
         "step_ms": 1000 * callback.seconds / result["steps"],
         **breakdown(self_seconds, callback.seconds, dense_flops),
+        **gpu,
     }
 
 
@@ -87,6 +99,8 @@ def main(argv=None):
     for name, share in result["other_ops"]:
         print(f"  {share:6.1%}  {name}")
     print(f"  {result['outside_ops_share']:6.1%}  outside any op (Python, data loading)")
+    if "gpu_busy_share" in result:
+        print(f"  the GPU ran kernels {result['gpu_busy_share']:.0%} of the time")
     print("RESULT " + json.dumps(result), flush=True)
 
 

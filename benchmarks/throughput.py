@@ -148,13 +148,23 @@ def plain_perplexity(model, blocks, batch_size: int = 8) -> float:
 
 
 def measure(
-    case_name: str, way: str, steps: int, warmup: int, seed: int = 42, train_examples: int | None = None, callbacks=None
+    case_name: str,
+    way: str,
+    steps: int,
+    warmup: int,
+    seed: int = 42,
+    train_examples: int | None = None,
+    callbacks=None,
+    batch_size: int | None = None,
 ) -> dict:
     """Throughput over `steps` optimizer steps after `warmup`; with `train_examples`, instead one whole epoch
     over that many examples followed by test accuracy (the throughput then covers the epoch after warmup).
-    `callbacks` go to the Trainer (benchmarks/step_profile.py profiles steps through one)."""
+    `callbacks` go to the Trainer (benchmarks/step_profile.py profiles steps through one); `batch_size` replaces
+    the recipe's (every way)."""
     case = CASES[case_name]
     config = case["config"].derive(output_dir="unused", report_to="none", seed=seed)
+    if batch_size:
+        config = config.derive(batch_size=batch_size)
     if way == "ours-fp32":
         config = config.derive(precision="fp32")
     if way == "ours-compile":
@@ -262,8 +272,17 @@ def main(argv=None):
         help="train one epoch on this many examples (causal LM: blocks), then test accuracy (perplexity)",
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch-size", type=int, help="instead of the recipe's default batch (every way)")
     args = parser.parse_args(argv)
-    result = measure(args.case, args.way, args.steps, args.warmup, args.seed, train_examples=args.train_examples)
+    result = measure(
+        args.case,
+        args.way,
+        args.steps,
+        args.warmup,
+        args.seed,
+        train_examples=args.train_examples,
+        batch_size=args.batch_size,
+    )
     print("RESULT " + json.dumps(result), flush=True)
 
 

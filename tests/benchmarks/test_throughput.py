@@ -29,6 +29,10 @@ def fake_step_profile(case):
     }
 
 
+def fake_overhead():
+    return {"ours_ms_per_step": 5.5, "ours_fp32_ms_per_step": 4.7, "plain_ms_per_step": 7.0, "ours_vs_plain": 0.79}
+
+
 def test_breakdown_shares_and_the_in_step_matmul_rate():
     """Shares are self time over the profiled wall time; the rate is the counted FLOPs over mm + addmm time."""
     from benchmarks.step_profile import breakdown
@@ -88,6 +92,7 @@ def test_bench_keeps_each_ways_best_of_interleaved_rounds(monkeypatch, tmp_path)
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
     monkeypatch.setattr(bench, "step_profile", fake_step_profile)
+    monkeypatch.setattr(bench, "overhead", fake_overhead)
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     bench.main(["--cases", "bert", "--repeats", "2", "--no-quality", "--no-parity", "--out", "t"])
     assert calls == ["ours", "hf-examples", "seeds"] * 2
@@ -129,6 +134,7 @@ def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_pa
     monkeypatch.setattr(bench, "throughput", fake_throughput)
     monkeypatch.setattr(bench, "matmul_gflops", lambda dtype, **kw: 10.0)
     monkeypatch.setattr(bench, "step_profile", fake_step_profile)
+    monkeypatch.setattr(bench, "overhead", fake_overhead)
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
     bench.main(["--cases", "bert", "--parity-seeds", "2", "--no-quality", "--out", "t"])
     parity_runs = [r for r in runs if r[1] is not None]
@@ -139,3 +145,35 @@ def test_parity_runs_every_seed_and_reports_the_mean_per_way(monkeypatch, tmp_pa
     assert rows["ours"]["values"] == [0.70, 0.80] and abs(rows["ours"]["mean"] - 0.75) < 1e-12
     assert abs(rows["hf-examples"]["mean"] - 0.74) < 1e-12
     assert "| bert | ours | bf16 | 2.0 | 2 | accuracy 0.7500 (0.7000, 0.8000) |" in (tmp_path / "t.md").read_text()
+
+
+def test_the_gpu_table_shows_mfu_gpu_memory_and_the_large_batch_rows():
+    """On a GPU the fraction of the measured bf16 peak is the MFU, memory is the GPU's, and rows without a
+    baseline to compare (the large-batch ones) show no ratio."""
+    from benchmarks import bench
+
+    row = dict(case="causal_lm", precision="bf16", useful_tokens_per_s=64000.0, examples_per_s=250.0,
+               padding_fraction=0.0, gflops_per_s=86000.0, roofline_fraction=0.112, peak_rss_mb=9000.0,
+               peak_gpu_memory_mb=20480.0)  # fmt: skip
+    report = {
+        "machine": "NVIDIA H100 80GB HBM3, 16 CPU cores",
+        "roofline": {"fp32_gflops": 50000.0, "bf16_gflops": 772000.0},
+        "throughput": [
+            {**row, "way": "ours", "batch_size": 8, "speedup_of_ours": 1.0},
+            {**row, "way": "ours-compile", "batch_size": 32},
+        ],
+        "overhead": fake_overhead(),
+    }
+    text = bench.markdown(report)
+    assert "| MFU (of measured bf16 peak) | ours vs this | peak GPU memory |" in text
+    assert "| causal_lm | ours | 8 | bf16 | 64000 | 250.0 | 0% | 86000 | 11.2% | 1.00x | 20480 MB |" in text
+    assert "| causal_lm | ours-compile | 32 | bf16 | 64000 | 250.0 | 0% | 86000 | 11.2% | - | 20480 MB |" in text
+    assert "ours 5.5 ms, ours-fp32 4.7 ms, a plain fp32 Trainer 7.0 ms: ours is 0.79x the plain step" in text
+
+
+def test_host_overhead_proxy_times_both_ways_on_a_tiny_model(tmp_path):
+    from benchmarks import overhead
+
+    folder = overhead.tiny_bert(str(tmp_path))
+    for way in ("ours", "ours-fp32", "plain"):
+        assert 0 < overhead.measure(way, folder, steps=3, warmup=1) < 5000
