@@ -130,6 +130,13 @@ class TrainingConfig(Group):
     epochs: float | None = option(None, "passes over the training data", check=positive)
     lr: float | None = option(None, "peak learning rate (linear warmup, then linear decay)", check=positive)
     batch_size: int | None = option(None, "examples per optimizer step", check=positive)
+    grad_accum: int = option(
+        1,
+        "split each step's --batch-size into N micro-batches whose gradients add up (the same step in less "
+        "memory: --batch-size 64 --grad-accum 4 runs 16 examples at a time)",
+        check=positive,
+        metavar="N",
+    )
     warmup: float = option(0.1, "warmup: a fraction of the steps (<1) or a step count", check=non_negative)
     weight_decay: float = option(0.01, "AdamW weight decay", check=non_negative)
     scheduler: str = option("linear", "learning-rate schedule after warmup", choices=SCHEDULES)

@@ -209,6 +209,8 @@ def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
     except ValueError:
         raise UserError(f"--resume: '{checkpoint / RUN_CONFIG}' is damaged; pass another checkpoint") from None
     now = json.loads(json.dumps(config.flat(), default=str))
+    # a setting newer than the checkpoint was, in effect, at its default then
+    saved = {**json.loads(json.dumps(type(config)().flat(), default=str)), **saved}
     changed = [
         f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
         for name in sorted(set(now) | set(saved))

@@ -21,32 +21,34 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
     asks for them or --early-stopping-patience needs them. `work_dir`: where Trainer may write (default: a scratch
     folder removed at exit; the result is saved by common.run.save_run).
 
-    --batch-size is the global batch (examples per optimizer step), whatever the number of processes: under
-    torchrun/accelerate launch each of N processes takes batch_size / N, so results match a one-process run.
+    --batch-size is the global batch (examples per optimizer step), whatever the number of processes and
+    micro-batches: under torchrun/accelerate launch each of N processes takes batch_size / N, and --grad-accum A
+    cuts that into A micro-batches, so results match a one-process run of the whole batch.
     """
     training, output = config.training, config.output
     check_one_gpu_per_process()
-    processes = world_size()
-    if training.batch_size % processes:
+    processes, accumulate = world_size(), training.grad_accum
+    parts = [f"{processes} processes"] if processes > 1 else []
+    parts += [f"{accumulate} micro-batches"] if accumulate > 1 else []
+    if training.batch_size % (processes * accumulate):
         raise UserError(
-            f"--batch-size {training.batch_size} does not split evenly over {processes} processes; "
-            f"use a multiple of {processes}"
+            f"--batch-size {training.batch_size} does not split evenly over {' x '.join(parts)}; "
+            f"use a multiple of {processes * accumulate}"
         )
-    if processes > 1:
+    micro_batch = training.batch_size // (processes * accumulate)
+    if accumulate > 1:
+        logger.info("%s of %d examples per step (global batch %d)", " x ".join(parts), micro_batch, training.batch_size)
+    elif processes > 1:
         logger.info(
-            "%d processes, %d examples each per step (global batch %d)",
-            processes,
-            training.batch_size // processes,
-            training.batch_size,
+            "%d processes, %d examples each per step (global batch %d)", processes, micro_batch, training.batch_size
         )
     settings = dict(
         output_dir=str(work_dir or scratch_dir()),
         num_train_epochs=training.epochs,
         learning_rate=training.lr,
-        per_device_train_batch_size=training.batch_size // processes,
-        per_device_eval_batch_size=training.batch_size
-        * 2
-        // processes,  # no gradients at eval time: twice the batch fits
+        per_device_train_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulate,
+        per_device_eval_batch_size=micro_batch * 2,  # no gradients at eval time: twice the batch fits
         warmup_steps=training.warmup,
         weight_decay=training.weight_decay,
         lr_scheduler_type=training.scheduler,

@@ -18,9 +18,9 @@ from common.train import losses
 
 
 def technique_hooks(config: RunConfig, model, train_labels=None, label_names: list[str] | None = None) -> dict:
-    """{"callbacks", "compute_loss_func", "parameter_groups", "run_config"} for RecipeTrainer; `train_labels` and
-    `label_names` (classification) size the class weights. `run_config` goes into each checkpoint, so that
-    --resume can refuse settings other than the run's own."""
+    """{"callbacks", "compute_loss_func", "parameter_groups", "run_config", "batch_mean_loss"} for RecipeTrainer;
+    `train_labels` and `label_names` (classification) size the class weights. `run_config` goes into each
+    checkpoint, so that --resume can refuse settings other than the run's own."""
     techniques = config.techniques
     callbacks = []
     if techniques.gradual_unfreeze:
@@ -38,4 +38,10 @@ def technique_hooks(config: RunConfig, model, train_labels=None, label_names: li
             # every parameter gets a group, frozen ones too, so those unfrozen later are updated from then on
             return layers.parameter_groups(model, lr, weight_decay, decay)
 
-    return {"callbacks": callbacks, "compute_loss_func": loss, "parameter_groups": groups, "run_config": config.flat()}
+    return {
+        "callbacks": callbacks,
+        "compute_loss_func": loss,
+        "parameter_groups": groups,
+        "run_config": config.flat(),
+        "batch_mean_loss": isinstance(techniques, ClassificationTechniques),  # a causal LM's loss is per token
+    }

@@ -29,12 +29,26 @@ logger = logging.getLogger(__name__)
 
 class RecipeTrainer(Trainer):
     """Trainer, plus `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups
-    (common.train.techniques makes it for --layer-lr-decay and --gradual-unfreeze)."""
+    (common.train.techniques makes it for --layer-lr-decay and --gradual-unfreeze), and `batch_mean_loss` for
+    losses that are a plain mean over the batch (classifiers), so that --grad-accum divides them."""
 
-    def __init__(self, *args, parameter_groups=None, callbacks=None, run_config: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        parameter_groups=None,
+        callbacks=None,
+        run_config: dict | None = None,
+        batch_mean_loss: bool = False,
+        **kwargs,
+    ):
         self.parameter_groups = parameter_groups
         callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config), CompileReport()]
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        if batch_mean_loss:
+            # A classifier's loss (the model's own or common.train.losses') is a mean over its micro-batch, whatever
+            # the batch's size. Trainer assumes a loss that takes num_items_in_batch (or a compute_loss_func) was
+            # already divided over the whole --grad-accum step, and would add up N means: N times the gradient.
+            self.loss_is_scaled_for_ga = False
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is None:

@@ -246,3 +246,15 @@ def test_a_fresh_start_removes_only_an_earlier_runs_checkpoints_and_events(tmp_p
     checkpoints.clear_previous_run(tmp_path / "checkpoints", tmp_path / "tensorboard")
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-best-notes"]
     assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == ["readme.txt"]
+
+
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_that_settings_default(tmp_path, tiny_gpt2):
+    run = tmp_path / "run"
+    started = classification_config(output_dir=str(run))
+    write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, started)
+    run_config = run / "checkpoints" / "checkpoint-10" / checkpoints.RUN_CONFIG
+    older = {k: v for k, v in json.loads(run_config.read_text()).items() if k != "grad_accum"}
+    run_config.write_text(json.dumps(older))
+    assert outputs.resume_point(started.derive(resume="last")).endswith("checkpoint-10")
+    with pytest.raises(UserError, match="--grad-accum 2 \\(was 1\\)"):
+        outputs.resume_point(started.derive(resume="last", grad_accum=2))

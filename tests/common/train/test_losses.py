@@ -70,12 +70,16 @@ def test_technique_hooks_build_the_chosen_loss_and_callbacks(tiny_bert):
     tokenizer = load_tokenizer(str(tiny_bert))
     model = load_classifier(ModelConfig(model=str(tiny_bert)), ["a", "b"], tokenizer)
     plain = technique_hooks(classification_config(), model, [0, 1, 1], ["a", "b"])
-    assert plain == {  # the model's own loss; the settings go into each checkpoint for --resume to compare
-        "callbacks": [],
-        "compute_loss_func": None,
-        "parameter_groups": None,
-        "run_config": classification_config().flat(),
-    }
+    assert (
+        plain
+        == {  # the model's own loss; the settings go into each checkpoint for --resume to compare
+            "callbacks": [],
+            "compute_loss_func": None,
+            "parameter_groups": None,
+            "run_config": classification_config().flat(),
+            "batch_mean_loss": True,  # a mean over each batch: --grad-accum must divide it (tests/recipes/test_grad_accum.py)
+        }
+    )
     weighted = technique_hooks(classification_config(class_weights="auto"), model, [0, 1, 1], ["a", "b"])
     assert isinstance(weighted["compute_loss_func"], losses.WeightedCrossEntropy)
     focal = technique_hooks(
