@@ -7,7 +7,8 @@ the kernels. A machine without a GPU can still measure that cost, on a model who
   ours    the bert recipe's own path: training_arguments() + RecipeTrainer + its collator and sampler,
           precision auto (bf16 autocast where native), the recipe's logging
   ours-fp32  the same in fp32: what the autocast's casts cost
-  plain   a plain Trainer, fp32, DataCollatorWithPadding, default arguments (what a tutorial writes)
+  plain   a plain Trainer, fp32, DataCollatorWithPadding, default arguments (what a tutorial writes) but for
+          length-grouped batches, so that both ways run batches of the same shapes and only the step differs
 Both train on the same tokenized Rotten Tomatoes snippets (max 64 tokens, batch 32). The result is the
 median milliseconds per optimizer step of each way, best of --repeats interleaved rounds, and ours / plain.
 """
@@ -103,6 +104,7 @@ def measure(way: str, model_folder: str, steps: int, warmup: int) -> float:
             learning_rate=1e-4,
             use_cpu=not torch.cuda.is_available(),
             save_strategy="no",
+            train_sampling_strategy="group_by_length",  # the same batch shapes as ours: only the step differs
             **budget,
         )
         trainer = Trainer(

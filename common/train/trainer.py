@@ -163,33 +163,41 @@ class RecipeTrainer(Trainer):
         return super().create_optimizer(model)
 
 
+def compiled_frames() -> int:
+    """How many times torch.compile has compiled a frame in this process (dynamo's own count)."""
+    from torch._dynamo.utils import counters
+
+    return counters["frames"]["ok"]
+
+
 class CompileReport(TrainerCallback):
-    """Under --compile, what compiling cost: the first step's time, and the later steps that took far longer than
-    the usual step (each a recompile: a new shape or a changed guard), logged when training ends."""
+    """Under --compile, what compiling cost, logged when training ends: the steps during which torch.compile
+    compiled (the first, and each recompile: a new shape or a changed guard), and their time."""
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.step_seconds, self.started = [], None
+        self.compiling_steps: list[float] = []
+        self.usual: list[float] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.started = time.perf_counter()
+        if args.torch_compile:
+            self.started, self.frames = time.perf_counter(), compiled_frames()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.started is not None:
-            self.step_seconds.append(time.perf_counter() - self.started)
+        if args.torch_compile:
+            seconds = time.perf_counter() - self.started
+            (self.compiling_steps if compiled_frames() > self.frames else self.usual).append(seconds)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if not args.torch_compile or not self.step_seconds:
+        if not args.torch_compile or not (self.compiling_steps or self.usual):
             return
-        first, rest = self.step_seconds[0], self.step_seconds[1:]
-        usual = float(np.median(rest)) if rest else first
-        slow = [s for s in rest if s > max(10 * usual, 1.0)]
+        usual = float(np.median(self.usual)) if self.usual else float("nan")
         logger.info(
-            "--compile: the first step took %.1f s (compiling), a usual step %.3f s; %d later step(s) recompiled "
-            "(%.1f s)",
-            first,
+            "--compile: %d step(s) compiled, %.1f s in all (the first compile, then %d recompile(s)); a usual "
+            "step %.3f s",
+            len(self.compiling_steps),
+            sum(self.compiling_steps),
+            max(0, len(self.compiling_steps) - 1),
             usual,
-            len(slow),
-            sum(slow),
         )
 
 

@@ -1,0 +1,32 @@
+"""What the recipes choose on a CUDA GPU; each test runs where CUDA is present and is skipped elsewhere."""
+
+import pytest
+import torch
+
+from common.config import CausalLMTraining
+from common.data import padding_collator
+from common.model.load import attention_implementation
+from common.runtime import data_workers, precision_flags
+from common.train import training_arguments
+from tests.conftest import classification_config
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_batches_are_padded_to_a_multiple_of_8_for_tensor_cores(gpt2_tokenizer):
+    gpt2_tokenizer.pad_token = gpt2_tokenizer.eos_token
+    batch = padding_collator(gpt2_tokenizer)([{"input_ids": [1, 2, 3]}, {"input_ids": [4] * 10}])
+    assert batch["input_ids"].shape == (2, 16)
+
+
+def test_bf16_where_the_gpu_has_it_sdpa_attention_and_the_standard_lm_loss():
+    assert precision_flags("auto")["bf16"] == torch.cuda.is_bf16_supported()
+    assert attention_implementation("auto", 64) is None  # transformers' default: SDPA
+    assert not CausalLMTraining(epochs=1, lr=1e-4, batch_size=8).chunked_lm_loss
+
+
+def test_fused_adamw_pinned_memory_and_data_workers(tmp_path):
+    args = training_arguments(classification_config(epochs=1.0, lr=1e-4, batch_size=8), tmp_path)
+    assert args.optim == "adamw_torch_fused" and args.dataloader_pin_memory
+    assert args.dataloader_num_workers == data_workers()
+    assert not args.logging_nan_inf_filter and not args.use_cpu
