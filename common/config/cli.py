@@ -16,11 +16,77 @@ from common.config.fields import check_value, flag, is_list, parse_text, positiv
 from common.config.schema import RunConfig
 from common.errors import UserError, first_line
 
+# The HF examples' spellings (run_glue.py, run_clm.py, TrainingArguments) of settings that mean the same here.
+# Any flag of ours is also read with underscores (--max_train_samples, --output_dir, --block_size).
+HF_SPELLINGS = {
+    "--learning_rate": "--lr",
+    "--num_train_epochs": "--epochs",
+    "--gradient_accumulation_steps": "--grad-accum",
+    "--model_name_or_path": "--model",
+    "--dataset_name": "--dataset",
+    "--dataset_config_name": "--dataset-config",
+    "--max_seq_length": "--max-length",
+    "--warmup_ratio": "--warmup",
+    "--warmup_steps": "--warmup",
+    "--lr_scheduler_type": "--scheduler",
+    "--overwrite_output_dir": "--overwrite",
+}
+# Their spellings of what works differently here: answered with our way, not read
+HF_DIFFERENT = {
+    "--per_device_train_batch_size": "--batch-size (examples per optimizer step, over all processes)",
+    "--per_device_eval_batch_size": "--batch-size (evaluation runs batches of twice that)",
+    "--bf16": "--precision bf16",
+    "--fp16": "--precision fp16",
+    "--do_train": "nothing: every run trains, validates and tests",
+    "--do_eval": "nothing: every run trains, validates and tests",
+    "--do_predict": "nothing: every run trains, validates and tests",
+    "--report_to": "--report-to tensorboard",
+}
+# one recipe's flag given to another: the flag there for the same idea
+OTHER_RECIPE = {"--max-length": "--block-size", "--max_seq_length": "--block-size", "--block-size": "--max-length"}
+
+
+def hf_spellings(argv: list[str], known: set[str]) -> list[str]:
+    """Words in the HF examples' spellings (or ours with underscores) rewritten to the flags of this parser."""
+    rewritten = []
+    for word in argv:
+        name, equals, value = word.partition("=")
+        if word.startswith("--") and name not in known:
+            target = HF_SPELLINGS.get(name, name.replace("_", "-"))
+            name = target if target in known else name
+        rewritten.append(name + equals + value)
+    return rewritten
+
 
 class RecipeParser(argparse.ArgumentParser):
+    def flags(self) -> set[str]:
+        return {option for action in self._actions for option in action.option_strings}
+
+    def parse_args(self, args=None, namespace=None):
+        words = sys.argv[1:] if args is None else list(args)
+        return super().parse_args(hf_spellings(words, self.flags()), namespace)
+
     def error(self, message):  # argparse prints usage + error on two lines; we keep to one
+        if message.startswith("unrecognized arguments: "):
+            message += self._did_you_mean(message.removeprefix("unrecognized arguments: ").split())
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+    def _did_you_mean(self, words: list[str]) -> str:
+        import difflib
+
+        hints = []
+        for word in (w.partition("=")[0] for w in words if w.startswith("-")):
+            if word in HF_DIFFERENT:
+                hints.append(f"{word}: use {HF_DIFFERENT[word]}")
+                continue
+            if OTHER_RECIPE.get(word) in self.flags():
+                hints.append(f"{word}: this recipe's flag for it is {OTHER_RECIPE[word]}")
+                continue
+            close = difflib.get_close_matches(word.replace("_", "-"), sorted(self.flags()), n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{word}: did you mean {close[0]}?")
+        return "; " + "; ".join(hints) if hints else ""
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -144,6 +210,10 @@ def file_argv(path: str, defaults: RunConfig) -> list[str]:
             f"--config '{path}' is for a {task} run and this recipe is {defaults.task}; use a config of this recipe"
         )
     settings = defaults.settings()
+    for key in [k for k in values if k not in settings]:  # the HF examples' names for the same settings
+        ours = HF_SPELLINGS.get("--" + key, "").removeprefix("--").replace("-", "_")
+        if ours in settings and ours not in values:
+            values[ours] = values.pop(key)
     unknown = sorted(k for k in values if k not in settings)
     if unknown:
         raise UserError(

@@ -151,7 +151,13 @@ class TrainingConfig(Group):
         "a 2-core CPU it compiled for 1-2.5 min and ran no faster. The compile time is logged",
     )
     seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=valid_seed)
-    logging_steps: int = option(25, "log the training loss every N steps", check=positive)
+    logging_steps: int | None = option(
+        None,
+        "log the training loss every N steps (default: 25, or fewer in a short run, so that its curve has 10 "
+        "points or more)",
+        check=positive,
+        metavar="N",
+    )
     eval_steps: int | None = option(None, "validate every N steps instead of every epoch", check=positive)
     early_stopping_patience: int | None = option(
         None,

@@ -15,6 +15,8 @@ from common.train.checkpoints import checkpoint_dir, tensorboard_dir
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_LOGGING_STEPS = 25
+
 
 def training_arguments(config: RunConfig, work_dir: str | None = None, **overrides) -> TrainingArguments:
     """Evaluate every epoch (or --eval-steps), bf16 when fast, and no intermediate checkpoints unless --save-steps
@@ -58,7 +60,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         train_sampling_strategy="group_by_length",  # batches of similar length: little padding, same results
         save_strategy="no",  # the final model is saved once, atomically, by save_run()
         logging_strategy="steps",
-        logging_steps=training.logging_steps,
+        logging_steps=training.logging_steps or DEFAULT_LOGGING_STEPS,  # unset: RecipeTrainer fits it to the run
         # Trainer's filter reads the loss back each step, which makes the host wait for the GPU every step;
         # RecipeTrainer checks the logged loss instead, and a NaN must stop the run, not be averaged away
         logging_nan_inf_filter=False,

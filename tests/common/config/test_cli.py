@@ -83,7 +83,7 @@ def test_a_run_config_repeats_the_run_but_never_its_overwrite_or_resume(tmp_path
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("learning_rate: 1.0e-4\n", "unknown keys: learning_rate"),
+        ("learn_rate: 1.0e-4\n", "unknown keys: learn_rate"),
         ("- lr\n", "must map flag names to values"),
         ("lr: [\n", "could not be read as YAML"),
         ("task: causal_lm\n", "is for a causal_lm run"),
@@ -96,3 +96,40 @@ def test_bad_config_files_are_one_line(tmp_path, text, message, capsys):
     with pytest.raises(SystemExit):
         parse(bert_classification, "--config", path)
     assert message in capsys.readouterr().err
+
+
+def test_the_hf_examples_spellings_are_read_as_ours(tmp_path):
+    config = parse(
+        bert_classification,
+        "--learning_rate", "1e-3", "--num_train_epochs=3", "--max_train_samples", "50",
+        "--gradient_accumulation_steps", "2", "--model_name_or_path", "bert-base-uncased", "--output_dir", "o",
+        "--max_seq_length", "128", "--warmup_ratio", "0.05", "--freeze_embeddings",
+    )  # fmt: skip
+    assert (config.training.lr, config.training.epochs, config.training.grad_accum) == (1e-3, 3, 2)
+    assert (config.data.max_train_samples, config.data.max_length, config.training.warmup) == (50, 128, 0.05)
+    assert config.model.model == "bert-base-uncased" and config.output.output_dir == "o"
+    assert config.techniques.freeze_embeddings
+    assert parse(causal_lm, "--block_size", "64").data.block_size == 64
+    file = tmp_path / "hf.yaml"
+    file.write_text("learning_rate: 2.0e-5\nnum_train_epochs: 4\n")
+    from_file = parse(bert_classification, "--config", file)
+    assert (from_file.training.lr, from_file.training.epochs) == (2e-5, 4)
+
+
+@pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["--per_device_train_batch_size", "8"], "use --batch-size (examples per optimizer step, over all processes)"),
+        (["--bf16"], "use --precision bf16"),
+        (["--batch", "8"], "--batch: did you mean --batch-size?"),  # no prefix abbreviations
+        (["--epoch", "2"], "--epoch: did you mean --epochs?"),
+        (["--max-length", "64"], "--max-length: this recipe's flag for it is --block-size"),
+    ],
+)
+def test_an_unknown_flag_is_answered_with_the_flag_it_likely_meant(argv, hint, capsys):
+    recipe = causal_lm if argv[0] == "--max-length" else bert_classification
+    with pytest.raises(SystemExit) as stop:
+        parse(recipe, *argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments" in err
+    assert hint in err

@@ -1,0 +1,49 @@
+"""Guardrails for a newcomer's own small data: the step count is said before training, the curve has points."""
+
+import json
+import re
+from types import SimpleNamespace
+
+from common.run import from_argv
+from common.train import RecipeTrainer
+from recipes import bert_classification
+
+
+def planned(examples: int, logging_steps: int = 25, fit: bool = True, **args) -> RecipeTrainer:
+    trainer = RecipeTrainer.__new__(RecipeTrainer)  # only the planning runs: no model needed
+    trainer.train_dataset, trainer.fit_logging_to_run = list(range(examples)), fit
+    settings = dict(max_steps=-1, num_train_epochs=1, per_device_train_batch_size=8, gradient_accumulation_steps=2,
+                    world_size=2, logging_steps=logging_steps)  # fmt: skip
+    trainer.args = SimpleNamespace(**{**settings, **args})
+    trainer._plan_steps()
+    return trainer
+
+
+def test_steps_are_counted_over_processes_and_micro_batches_and_too_few_are_said_with_the_fix(caplog):
+    trainer = planned(1000)  # global batch 8 x 2 micro-batches x 2 processes = 32: 32 steps
+    assert "only 32 optimizer steps (1000 training examples, batch 32, 1 epoch(s))" in caplog.text
+    assert "for 50 or more use --batch-size 16 or --epochs 2" in caplog.text
+    assert trainer.args.logging_steps == 3  # unset: fitted so that the curve has 10 points or more
+
+
+def test_enough_steps_say_nothing_and_an_explicit_logging_interval_is_kept(caplog):
+    assert planned(10_000).args.logging_steps == 25 and "optimizer steps" not in caplog.text
+    assert planned(1000, logging_steps=7, fit=False).args.logging_steps == 7
+
+
+def test_a_tiny_run_warns_once_and_still_logs_a_curve(tiny_bert, reviews_csv, tmp_path, caplog):
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        from_argv(
+            bert_classification.main,
+            bert_classification.DEFAULTS,
+            ["--model", str(tiny_bert), "--train-file", str(reviews_csv), "--batch-size", "16", "--epochs", "1",
+             "--precision", "fp32", "--output-dir", str(out)],
+        )  # fmt: skip
+    warnings = [r.getMessage() for r in caplog.records if "optimizer steps" in r.getMessage()]
+    assert len(warnings) == 1
+    assert re.search(
+        r"^only \d+ optimizer steps .*; for 50 or more use (--batch-size \d+ or )?--epochs \d+$", warnings[0]
+    )
+    logged = [e for e in json.loads((out / "log_history.json").read_text()) if "loss" in e]
+    assert logged  # every 25 steps, a run this short had logged no training loss at all
