@@ -85,7 +85,9 @@ def scratch_dir() -> str:
 def setup_logging() -> None:
     if int(os.environ.get("RANK", "0")) > 0:  # torchrun/accelerate launch: one process reports, the others stay quiet
         sys.stdout = open(os.devnull, "w")
-    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stdout)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(name)s] %(message)s", datefmt="%H:%M:%S", stream=sys.stdout
+    )
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # avoids the fork warning once DataLoader workers start

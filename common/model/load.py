@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -148,14 +149,18 @@ def load_weights(
         if problem:
             raise UserError(f"--model '{name}': {problem}; copy or save the model again")
     try:
-        return model_class.from_pretrained(
-            source,
-            config=config,
-            dtype=torch.float32,
-            attn_implementation=attention,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=None if allow_pickle else True,
-        )
+        with _without_load_report():
+            model, loading = model_class.from_pretrained(
+                source,
+                config=config,
+                dtype=torch.float32,
+                attn_implementation=attention,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=None if allow_pickle else True,
+                output_loading_info=True,
+            )
+        _report_loading(model, loading)
+        return model
     except OSError as e:
         raise UserError(
             f"could not load the weights of '{name}' ({first_line(e)}); with only pickle "
@@ -169,6 +174,53 @@ def load_weights(
                 f"--attention {attention} does not work with '{name}' ({first_line(e)}); use --attention auto"
             ) from None
         raise
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_load_report():
+    """transformers logs a table (with terminal colour codes) of every weight the checkpoint did not fill, which
+    for a new classification head is expected and reads as an alarm; _report_loading says it in a line."""
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    drop = _DropLoadReport()
+    modeling_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        modeling_logger.removeFilter(drop)
+
+
+# modules a task model adds on top of a pretrained body: they start random and are what fine-tuning trains first
+NEW_HEADS = ("score.", "classifier.", "pooler.", "lm_head.")
+
+
+def _grouped(keys) -> str:
+    """Weight names grouped by their module: `score.weight` -> `score`, 'cls.predictions.*' once."""
+    modules = sorted({key.rsplit(".", 1)[0] if "." in key else key for key in keys})
+    shown = ", ".join(modules[:4])
+    return shown + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
+
+
+def _report_loading(model, loading: dict) -> None:
+    """One line for the new head, one for checkpoint weights the model does not use; a warning for anything
+    else the checkpoint lacked (those weights start random, which a fine-tune does not expect)."""
+    missing = loading.get("missing_keys") or []
+    head = [k for k in missing if k.split(".", 1)[-1].startswith(NEW_HEADS) or k.startswith(NEW_HEADS)]
+    other = [k for k in missing if k not in head]
+    if head:
+        logger.info("%s: new %s, randomly initialized (this run trains it)", type(model).__name__, _grouped(head))
+    if other:
+        logger.warning("the checkpoint has no weights for %s: they start random", _grouped(other))
+    unused = loading.get("unexpected_keys") or []
+    if unused:
+        logger.info(
+            "not used from the checkpoint: %s (parts this model has no place for, such as a pretraining head)",
+            _grouped(unused),
+        )
 
 
 def load_classifier(spec: ModelConfig, label_names: list[str], tokenizer, max_length: int | None = None):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PredictionOutput
 
@@ -49,6 +50,8 @@ class RecipeTrainer(Trainer):
         self.fit_logging_to_run = run_config is not None and run_config.get("logging_steps") is None
         callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config), CompileReport()]
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        if self.pop_callback(ProgressCallback) is not None:  # present unless --disable_tqdm
+            self.add_callback(ReadableProgress)
         if batch_mean_loss:
             # A classifier's loss (the model's own or common.train.losses') is a mean over its micro-batch, whatever
             # the batch's size. Trainer assumes a loss that takes num_items_in_batch (or a compute_loss_func) was
@@ -204,6 +207,20 @@ def compiled_frames() -> int:
     from torch._dynamo.utils import counters
 
     return counters["frames"]["ok"]
+
+
+class ReadableProgress(ProgressCallback):
+    """Trainer's progress bar, with each log written as one line of numbers rather than a dict of strings:
+    `step 25/375  loss 0.5315  grad_norm 7.267  learning_rate 0.0002833  epoch 0.3125`."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None:
+            shown = " ".join(
+                f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}"
+                for name, value in logs.items()
+                if name != "total_flos" and isinstance(value, (int, float))
+            )
+            self.training_bar.write(f"step {state.global_step}/{state.max_steps}  {shown}")
 
 
 class CompileReport(TrainerCallback):

@@ -76,3 +76,16 @@ def test_a_classifiers_first_forward_leaves_its_config_as_loaded(fixture, reques
     before = model.config.to_dict()
     model(**tokenizer(["a film"], return_tensors="pt"), labels=torch.tensor([1]))
     assert model.config.to_dict() == before and before["problem_type"] == "single_label_classification"
+
+
+def test_a_new_head_is_one_line_not_transformers_load_report(tiny_bert, capfd, caplog):
+    """The checkpoint (BertForMaskedLM) has no classifier and an unused pretraining head: both expected, each said
+    in one plain line, without transformers' table of colour-coded MISSING/UNEXPECTED rows."""
+    tokenizer = modeling.load_tokenizer(str(tiny_bert))
+    with caplog.at_level("INFO"):
+        modeling.load_classifier(ModelConfig(model=str(tiny_bert)), ["neg", "pos"], tokenizer)
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.out + printed.err and "\x1b[" not in printed.out + printed.err
+    assert "BertForSequenceClassification: new bert.pooler.dense, classifier, randomly initialized" in caplog.text
+    assert "not used from the checkpoint: cls.predictions" in caplog.text
+    assert "start random" not in caplog.text  # nothing of the body is missing

@@ -1,3 +1,4 @@
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -95,3 +96,19 @@ def test_under_compile_training_drops_the_last_smaller_batch_and_evaluation_keep
     trainer = RecipeTrainer(model=model, args=args, train_dataset=rows, eval_dataset=rows)
     assert len(trainer.get_train_dataloader()) == (2 if compile_model else 3)
     assert len(trainer.get_eval_dataloader()) == 3 and not args.dataloader_drop_last
+
+
+def test_training_logs_are_lines_of_numbers(tiny_bert, reviews_csv, tmp_path, capfd):
+    from common.run import from_argv
+    from recipes import bert_classification
+
+    from_argv(
+        bert_classification.main,
+        bert_classification.DEFAULTS,
+        ["--model", str(tiny_bert), "--train-file", str(reviews_csv), "--batch-size", "4", "--epochs", "1",
+         "--precision", "fp32", "--logging-steps", "1", "--output-dir", str(tmp_path / "out")],
+    )  # fmt: skip
+    printed = capfd.readouterr()
+    lines = [line for line in (printed.out + printed.err).replace("\r", "\n").splitlines() if "step 1/" in line]
+    assert lines and re.search(r"step 1/\d+  loss \d\.\d+ grad_norm [\d.e+-]+ learning_rate [\d.e+-]+ epoch ", lines[0])
+    assert "'loss': '" not in printed.out + printed.err  # not a dict of strings
