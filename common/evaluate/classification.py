@@ -19,7 +19,7 @@ class ClassificationEvaluation:
     label_names: list[str]
     text_columns: list[str]
     matrix: list[list[int]]  # rows: true label, columns: predicted
-    errors: pd.DataFrame  # the wrong test examples, most confident first
+    errors: pd.DataFrame  # the wrong test examples with all their columns, most confident first
     per_class: pd.DataFrame  # precision, recall, F1, support, most often mistaken for
     class_counts: dict  # split -> examples per class, in label order
     attributions: list[dict] = field(default_factory=list)  # --explain: tokens and their scores per example
@@ -42,8 +42,11 @@ def evaluate_classifier(
     metrics.update({k: v for k, v in output.metrics.items() if k.endswith(("_runtime", "_per_second"))})
     matrix = confusion(labels, predictions, len(label_names))
 
+    # every column of the user's test rows (ids, sources, ...), so that errors.csv can be joined back to their data
     frame = splits["test"].reset_index(drop=True)
-    errors = pd.DataFrame({column: frame[column] for column in text_columns})
+    errors = frame.drop(columns="labels")
+    ours = ["true_label", "predicted_label", "probability", "true_label_probability"]
+    errors = errors.rename(columns={c: f"{c}_input" for c in ours if c in errors and c not in text_columns})
     errors["true_label"] = [label_names[i] for i in labels]
     errors["predicted_label"] = [label_names[i] for i in predictions]
     errors["probability"] = probabilities.max(-1)

@@ -179,11 +179,11 @@ def errors_section(evaluation: ClassificationEvaluation, shown: int = 10) -> str
         "| text | true | predicted | probability |",
         "|---|---|---|---|",
     ]
-    for row in errors.head(shown).itertuples(index=False):
-        text = " / ".join(str(getattr(row, c)) for c in evaluation.text_columns).replace("|", "\\|").replace("\n", " ")
+    for row in errors.head(shown).to_dict("records"):  # records: any column name works, not only identifiers
+        text = " / ".join(str(row[c]) for c in evaluation.text_columns).replace("|", "\\|").replace("\n", " ")
         lines.append(
-            f"| {text[:160]}{'...' if len(text) > 160 else ''} | {row.true_label} | {row.predicted_label} | "
-            f"{row.probability:.3f} |"
+            f"| {text[:160]}{'...' if len(text) > 160 else ''} | {row['true_label']} | {row['predicted_label']} | "
+            f"{row['probability']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 

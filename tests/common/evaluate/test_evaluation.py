@@ -23,7 +23,8 @@ def classifier_run(tiny_gpt2, tmp_path_factory):
         )
 
     rows(40).to_csv(folder / "train.csv", index=False)
-    rows(30).drop_duplicates("text").to_csv(folder / "test.csv", index=False)
+    test = rows(30).drop_duplicates("text")
+    test.assign(id=[f"review-{i}" for i in range(len(test))], source="web").to_csv(folder / "test.csv", index=False)
     from_argv(
         gpt2_sentiment.main,
         gpt2_sentiment.DEFAULTS,
@@ -60,6 +61,10 @@ def test_error_csv_holds_exactly_the_misclassified_test_rows_most_confident_firs
     assert sorted(errors["text"]) == sorted(wrong["text"])
     assert (errors["true_label"] != errors["predicted_label"]).all()
     assert errors["probability"].is_monotonic_decreasing and (errors["probability"] >= 0.5).all()
+    # every input column comes along, so errors.csv joins back to the user's rows by their own id
+    assert {"id", "source", "label"} <= set(errors.columns)
+    joined = errors.merge(test, on="id", suffixes=("", "_test"))
+    assert len(joined) == len(errors) and (joined["text"] == joined["text_test"]).all()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_accuracy"] == pytest.approx(1 - len(wrong) / len(test))
 
