@@ -24,10 +24,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def local_processes() -> int:
+    """Processes on this machine (torchrun / accelerate launch set LOCAL_WORLD_SIZE); 1 for a plain run."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def check_one_gpu_per_process() -> None:
     """Refuse more processes on this machine than it has GPUs: two ranks on one GPU fail deep inside NCCL
     ("Duplicate GPU detected"). Without a GPU the processes share the CPU (gloo), which works."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    local = local_processes()
     if local > 1 and torch.cuda.is_available() and local > torch.cuda.device_count():
         gpus = torch.cuda.device_count()
         raise UserError(
@@ -41,7 +46,7 @@ def data_workers() -> int:
     on a CPU none, since workers would take cores from the training itself."""
     if not torch.cuda.is_available():
         return 0
-    cores_per_process = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores_per_process = (os.cpu_count() or 1) // local_processes()
     return max(0, min(4, cores_per_process - 1))
 
 

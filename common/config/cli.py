@@ -75,15 +75,15 @@ class RecipeParser(argparse.ArgumentParser):
     def _did_you_mean(self, words: list[str]) -> str:
         import difflib
 
-        hints = []
+        flags, hints = self.flags(), []
         for word in (w.partition("=")[0] for w in words if w.startswith("-")):
             if word in HF_DIFFERENT:
                 hints.append(f"{word}: use {HF_DIFFERENT[word]}")
                 continue
-            if OTHER_RECIPE.get(word) in self.flags():
+            if OTHER_RECIPE.get(word) in flags:
                 hints.append(f"{word}: this recipe's flag for it is {OTHER_RECIPE[word]}")
                 continue
-            close = difflib.get_close_matches(word.replace("_", "-"), sorted(self.flags()), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(word.replace("_", "-"), sorted(flags), n=1, cutoff=0.6)
             if close:
                 hints.append(f"{word}: did you mean {close[0]}?")
         return "; " + "; ".join(hints) if hints else ""

@@ -38,6 +38,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
             f"use a multiple of {processes * accumulate}"
         )
     micro_batch = training.batch_size // (processes * accumulate)
+    workers = data_workers()
     if accumulate > 1:
         logger.info("%s of %d examples per step (global batch %d)", " x ".join(parts), micro_batch, training.batch_size)
     elif processes > 1:
@@ -68,8 +69,8 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         seed=training.seed,
         data_seed=training.seed,
         use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=data_workers(),  # on a GPU, batches are collated while it computes
-        dataloader_persistent_workers=data_workers() > 0,
+        dataloader_num_workers=workers,  # on a GPU, batches are collated while it computes
+        dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=torch.cuda.is_available(),  # copies to the GPU that need no extra host copy
         # Causal LMs divide their summed token loss by the token count of the whole global batch, and Trainer
         # scales it back per process. Classification models (and our losses) take a plain mean, which that

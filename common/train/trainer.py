@@ -48,8 +48,10 @@ class RecipeTrainer(Trainer):
     ):
         self.parameter_groups = parameter_groups
         self.fit_logging_to_run = run_config is not None and run_config.get("logging_steps") is None
-        callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config), CompileReport()]
+        callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config)]
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        if self.args.torch_compile:
+            self.add_callback(CompileReport)
         if self.pop_callback(ProgressCallback) is not None:  # present unless --disable_tqdm
             self.add_callback(ReadableProgress)
         if batch_mean_loss:
@@ -224,7 +226,7 @@ class ReadableProgress(ProgressCallback):
 
 
 class CompileReport(TrainerCallback):
-    """Under --compile, what compiling cost, logged when training ends: the steps during which torch.compile
+    """Added under --compile: what compiling cost, logged when training ends: the steps during which torch.compile
     compiled (the first, and each recompile: a new shape or a changed guard), and their time."""
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -232,16 +234,14 @@ class CompileReport(TrainerCallback):
         self.usual: list[float] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if args.torch_compile:
-            self.started, self.frames = time.perf_counter(), compiled_frames()
+        self.started, self.frames = time.perf_counter(), compiled_frames()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if args.torch_compile:
-            seconds = time.perf_counter() - self.started
-            (self.compiling_steps if compiled_frames() > self.frames else self.usual).append(seconds)
+        seconds = time.perf_counter() - self.started
+        (self.compiling_steps if compiled_frames() > self.frames else self.usual).append(seconds)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if not args.torch_compile or not (self.compiling_steps or self.usual):
+        if not (self.compiling_steps or self.usual):
             return
         usual = float(np.median(self.usual)) if self.usual else float("nan")
         logger.info(
