@@ -8,6 +8,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -67,6 +68,18 @@ def gpt2_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(assets.gpt2_tokenizer_dir())
+
+
+# a few steps of the decoder classifier on a tiny model: what the tests that need a trained run pass it
+TINY_DECODER_RUN = ["--epochs", "1", "--batch-size", "4", "--freeze-layers", "1", "--precision", "fp32"]
+
+
+def cut_copy(model_folder, to: Path, parts: int) -> Path:
+    """A copy of a model folder whose model.safetensors keeps only its first 1/`parts` (a copy cut short)."""
+    shutil.copytree(model_folder, to)
+    weights = (to / "model.safetensors").read_bytes()
+    (to / "model.safetensors").write_bytes(weights[: len(weights) // parts])
+    return to
 
 
 def save_tiny_model(factory, name, tokenizer, model_class, config):

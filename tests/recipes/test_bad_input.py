@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_recipe
+from tests.conftest import TINY_DECODER_RUN, run_recipe
 
 
 def assert_clean_failure(result, expected, output_dir):
@@ -106,14 +106,7 @@ def test_local_runs_never_touch_the_network(tiny_gpt2, reviews_csv, tmp_path):
             str(reviews_csv),
             "--output-dir",
             str(tmp_path / "out"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--freeze-layers",
-            "1",
-            "--precision",
-            "fp32",
+            *TINY_DECODER_RUN,
         ],
         capture_output=True,
         text=True,

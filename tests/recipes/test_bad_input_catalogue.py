@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from common.run import command_line, from_argv
 from common.run import output as outputs
 from recipes import bert_classification, causal_lm, gpt2_sentiment
+from tests.conftest import cut_copy
 
 RECIPES = {"bert": bert_classification, "gpt2": gpt2_sentiment, "causal": causal_lm}
 TINY = ["--epochs", "1", "--batch-size", "4", "--max-length", "32", "--precision", "fp32"]
@@ -67,10 +68,7 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
     (tmp_path / "space_nan.yaml").write_text("lr: {low: .nan, high: 1.0e-3}\n")
     (tmp_path / "space_zero_epochs.yaml").write_text("epochs: [0]\n")
     (tmp_path / "space_bad_range.yaml").write_text("lr: {low: 1e-3, high: 1e-5}\n")
-    cut = tmp_path / "cut_model"  # a copy cut short
-    shutil.copytree(tiny_bert, cut)
-    weights = (cut / "model.safetensors").read_bytes()
-    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    cut_copy(tiny_bert, tmp_path / "cut_model", parts=2)  # a copy cut short
     broken_config = tmp_path / "broken_config"
     shutil.copytree(tiny_bert, broken_config)
     (broken_config / "config.json").write_text('{"model_type": "bert", "hidden_size": 32,')

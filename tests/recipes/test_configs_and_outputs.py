@@ -9,6 +9,7 @@ import pytest
 from common.config import cli
 from common.run import from_argv
 from recipes import causal_lm, gpt2_sentiment
+from tests.conftest import TINY_DECODER_RUN
 
 ROOT = Path(__file__).resolve().parents[2]
 # every recipe, including those `make new-recipe` adds
@@ -52,14 +53,7 @@ def test_classifier_output_is_pipeline_ready_with_label_names_and_a_model_card(t
             str(reviews_csv),
             "--output-dir",
             str(out),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--freeze-layers",
-            "1",
-            "--precision",
-            "fp32",
+            *TINY_DECODER_RUN,
         ],
     )
     predictions = pipeline("text-classification", model=str(out))(["a joy", "a mess"])

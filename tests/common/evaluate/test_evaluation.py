@@ -9,6 +9,7 @@ import pytest
 from common.evaluate import attributions
 from common.run import from_argv
 from recipes import causal_lm, gpt2_sentiment
+from tests.conftest import TINY_DECODER_RUN
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +38,7 @@ def classifier_run(tiny_gpt2, tmp_path_factory):
             str(folder / "test.csv"),
             "--output-dir",
             str(folder / "run"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--freeze-layers",
-            "1",
-            "--precision",
-            "fp32",
+            *TINY_DECODER_RUN,
             "--explain",
             "3",
         ],

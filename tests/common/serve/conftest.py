@@ -16,6 +16,7 @@ import pytest
 
 from common.run import from_argv
 from recipes import causal_lm, gpt2_sentiment
+from tests.conftest import TINY_DECODER_RUN
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,14 +43,7 @@ def classifier_run(tiny_gpt2, tmp_path_factory):
             "review",
             "--output-dir",
             str(folder / "run"),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--freeze-layers",
-            "1",
-            "--precision",
-            "fp32",
+            *TINY_DECODER_RUN,
         ],
     )
     return folder / "run"

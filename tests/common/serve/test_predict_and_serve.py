@@ -14,6 +14,7 @@ from common.run import from_argv
 from common.serve.predict import Predictor
 from recipes import gpt2_sentiment
 from tests.common.serve.conftest import train_generator
+from tests.conftest import cut_copy
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -140,10 +141,7 @@ def test_predict_bad_files_and_models_are_one_line(classifier_run, tmp_path):
     pd.DataFrame({"id": [1, 2, 3, 4], "review": ["a joy", None, "  ", "a mess"]}).to_csv(
         tmp_path / "blank.csv", index=False
     )
-    cut = tmp_path / "cut"
-    shutil.copytree(classifier_run, cut)
-    weights = (cut / "model.safetensors").read_bytes()
-    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 3])
+    cut = cut_copy(classifier_run, tmp_path / "cut", parts=3)
     broken = tmp_path / "broken"
     shutil.copytree(classifier_run, broken)
     (broken / "config.json").write_text("{not json")
