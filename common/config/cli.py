@@ -14,6 +14,7 @@ from pathlib import Path
 
 from common.config.fields import check_value, flag, is_list, parse_text, positive, value_type
 from common.config.schema import RunConfig
+from common.config.trainer_args import trainer_arg_words, training_argument_names
 from common.errors import UserError, first_line
 
 # The HF examples' spellings (run_glue.py, run_clm.py, TrainingArguments) of settings that mean the same here.
@@ -84,7 +85,9 @@ class RecipeParser(argparse.ArgumentParser):
                 hints.append(f"{word}: this recipe's flag for it is {OTHER_RECIPE[word]}")
                 continue
             close = difflib.get_close_matches(word.replace("_", "-"), sorted(flags), n=1, cutoff=0.6)
-            if close:
+            if word.startswith("--") and word[2:].replace("-", "_") in training_argument_names():
+                hints.append(f"{word}: pass it as --trainer-arg {word[2:].replace('-', '_')}=VALUE")
+            elif close:
                 hints.append(f"{word}: did you mean {close[0]}?")
         return "; " + "; ".join(hints) if hints else ""
 
@@ -160,7 +163,9 @@ def build_parser(defaults: RunConfig, description: str | None = None) -> RecipeP
             choices=meta["choices"],
             type=_word_parser(name, field, kind),
         )
-        if meta["nargs"] is not None:
+        if meta["repeatable"]:
+            kwargs.update(action="extend", nargs="+")
+        elif meta["nargs"] is not None:
             kwargs["nargs"] = meta["nargs"]
         elif is_list(annotation):
             kwargs["nargs"] = "+"
@@ -210,6 +215,13 @@ def file_argv(path: str, defaults: RunConfig) -> list[str]:
             f"--config '{path}' is for a {task} run and this recipe is {defaults.task}; use a config of this recipe"
         )
     settings = defaults.settings()
+    block = values.pop("trainer", None)  # TrainingArguments fields, as --trainer-arg words
+    if block is not None:
+        if not isinstance(block, dict):
+            raise UserError(
+                f"--config '{path}': trainer: must map TrainingArguments fields to values (optim: adafactor, ...)"
+            )
+        values["trainer_arg"] = [*(values.get("trainer_arg") or []), *trainer_arg_words(block)]
     for key in [k for k in values if k not in settings]:  # the HF examples' names for the same settings
         ours = HF_SPELLINGS.get("--" + key, "").removeprefix("--").replace("-", "_")
         if ours in settings and ours not in values:
@@ -223,7 +235,7 @@ def file_argv(path: str, defaults: RunConfig) -> list[str]:
     words = []
     for name, value in values.items():
         _, field, annotation = settings[name]
-        if value is None or not field.metadata["from_file"]:
+        if value is None or value == [] or not field.metadata["from_file"]:
             continue
         if value_type(annotation) is bool:
             words.append(flag(name) if value else "--no-" + flag(name)[2:])

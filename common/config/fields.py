@@ -25,10 +25,12 @@ def option(
     const=None,
     from_file: bool = True,
     searchable: bool = True,
+    repeatable: bool = False,
 ):
     """A run setting. `check(value)` returns None when the value is fine, else what is wrong ("must be ...");
     `from_file=False`: never taken from a --config file (it asks for an action, not a setting);
-    `searchable=False`: --search-space may not vary it."""
+    `searchable=False`: --search-space may not vary it; `repeatable=True`: a list flag whose words add up over
+    repeats (--trainer-arg a=1 --trainer-arg b=2), a --config file's words first."""
     metadata = dict(
         help=help,
         check=check,
@@ -38,6 +40,7 @@ def option(
         const=const,
         from_file=from_file,
         searchable=searchable,
+        repeatable=repeatable,
     )
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)

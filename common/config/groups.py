@@ -21,6 +21,7 @@ from common.config.fields import (
     tokens,
     valid_seed,
 )
+from common.config.trainer_args import check_trainer_arg
 
 SCHEDULES = ["linear", "cosine", "constant_with_warmup", "constant"]
 # what a classifier's validation reports (common.evaluate.metrics.classification_scores; a test keeps them equal)
@@ -150,6 +151,11 @@ class TrainingConfig(Group):
         "torch.compile the model: on a GPU it doubled the causal LM's step rate after ~60 s of compiling (H100); on "
         "a 2-core CPU it compiled for 1-2.5 min and ran no faster. The compile time is logged",
     )
+    gradient_checkpointing: bool = option(
+        False,
+        "recompute each block's activations in the backward pass instead of keeping them: much less memory for "
+        "long sequences or large batches, for about a third more compute per step",
+    )
     seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=valid_seed)
     logging_steps: int | None = option(
         None,
@@ -170,6 +176,17 @@ class TrainingConfig(Group):
         "validation metric that early stopping and --search watch: " + ", ".join(CLASSIFICATION_METRICS),
         choices=CLASSIFICATION_METRICS,
         metavar="METRIC",
+    )
+
+    trainer_arg: list[str] = option(
+        [],
+        "any other TrainingArguments field, e.g. --trainer-arg optim=adafactor max_grad_norm=0.5 "
+        "'lr_scheduler_kwargs={\"num_cycles\": 2}' (values are read as JSON where they are JSON); repeatable; "
+        "in a --config file, a trainer: block",
+        metavar="KEY=VALUE",
+        check=check_trainer_arg,
+        repeatable=True,
+        searchable=False,
     )
 
     def check(self) -> None:

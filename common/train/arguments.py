@@ -9,7 +9,8 @@ import torch
 from transformers import TrainingArguments
 
 from common.config import RunConfig
-from common.errors import UserError
+from common.config.trainer_args import trainer_overrides
+from common.errors import UserError, first_line
 from common.runtime import check_one_gpu_per_process, data_workers, precision_flags, scratch_dir, world_size
 from common.train.checkpoints import checkpoint_dir, tensorboard_dir
 
@@ -77,6 +78,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         # scaling would make N times too big with N processes.
         average_tokens_across_devices=config.task == "causal_lm",
         torch_compile=training.compile,
+        activation_checkpointing=training.gradient_checkpointing,
         **precision_flags(training.precision),
     )
     if output.report_to == "tensorboard":  # read by Trainer's TensorBoard callback; save_run keeps the folder
@@ -99,5 +101,11 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         )
         if training.eval_steps and not output.save_steps:
             settings["save_steps"] = training.eval_steps
+    settings.update(trainer_overrides(training.trainer_arg))  # --trainer-arg: the user's last word
     settings.update(overrides)
-    return TrainingArguments(**settings)
+    try:
+        return TrainingArguments(**settings)
+    except (ValueError, TypeError, ImportError) as e:
+        if not training.trainer_arg:
+            raise
+        raise UserError(f"--trainer-arg {' '.join(training.trainer_arg)}: {first_line(e)}") from None

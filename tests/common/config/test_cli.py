@@ -133,3 +133,46 @@ def test_an_unknown_flag_is_answered_with_the_flag_it_likely_meant(argv, hint, c
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments" in err
     assert hint in err
+
+
+def test_trainer_args_reach_training_arguments_from_the_command_line_and_a_config_block(tmp_path):
+    from common.train import training_arguments
+
+    file = tmp_path / "run.yaml"
+    file.write_text("trainer:\n  optim: adafactor\n  max_grad_norm: 0.5\n  lr_scheduler_kwargs: {num_cycles: 2}\n")
+    config = parse(
+        bert_classification, "--config", file, "--trainer-arg", "max_grad_norm=0.25", "--trainer-arg", "adam_beta2=0.98"
+    )
+    targs = training_arguments(config, tmp_path / "work")
+    assert (targs.optim, targs.max_grad_norm, targs.adam_beta2) == ("adafactor", 0.25, 0.98)  # the command line wins
+    assert targs.lr_scheduler_kwargs == {"num_cycles": 2}
+    assert not targs.activation_checkpointing
+    assert training_arguments(parse(bert_classification, "--gradient-checkpointing"), tmp_path).activation_checkpointing
+    again = tmp_path / "again.json"  # run_config.json holds the words, and reads back the same
+    again.write_text(json.dumps(config.flat()))
+    assert parse(bert_classification, "--config", again).training.trainer_arg == config.training.trainer_arg
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--trainer-arg", "optimm=adafactor"], "optimm: TrainingArguments has no such field; did you mean optim?"),
+        (["--trainer-arg", "learning_rate=1e-3"], "learning_rate: use --lr, which sets it for the recipes"),
+        (["--trainer-arg", "optim"], "takes KEY=VALUE words such as optim=adafactor, got 'optim'"),
+        (["--trainer-arg", "optim=nonsense"], "nonsense is not a valid OptimizerNames"),
+        (["--optim", "adafactor"], "--optim: pass it as --trainer-arg optim=VALUE"),
+    ],
+)
+def test_a_bad_trainer_arg_is_one_line_before_anything_loads(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse(bert_classification, *argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_a_trainer_block_that_is_not_a_mapping_is_refused(tmp_path, capsys):
+    file = tmp_path / "run.yaml"
+    file.write_text("trainer: adafactor\n")
+    with pytest.raises(SystemExit):
+        parse(bert_classification, "--config", file)
+    assert "trainer: must map TrainingArguments fields to values" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""--trainer-arg KEY=VALUE: any other `TrainingArguments` field, for what the recipes have no flag of their own
+(optim, max_grad_norm, lr_scheduler_kwargs, deepspeed, report_to=wandb, ...). A `trainer:` block of a --config
+file becomes the same words.
+
+Fields that one of our flags already sets are refused with that flag's name: two ways to set one thing would
+disagree in run_config.json, and our flags mean something slightly different (--batch-size is the global batch).
+"""
+
+from __future__ import annotations
+
+import json
+
+# TrainingArguments field -> the flag of ours that sets it (common.train.arguments.training_arguments)
+SET_BY_OUR_FLAGS = {
+    "output_dir": "--output-dir",
+    "overwrite_output_dir": "--overwrite",
+    "resume_from_checkpoint": "--resume",
+    "num_train_epochs": "--epochs",
+    "learning_rate": "--lr",
+    "per_device_train_batch_size": "--batch-size",
+    "per_device_eval_batch_size": "--batch-size",
+    "gradient_accumulation_steps": "--grad-accum",
+    "warmup_steps": "--warmup",
+    "warmup_ratio": "--warmup",
+    "weight_decay": "--weight-decay",
+    "lr_scheduler_type": "--scheduler",
+    "label_smoothing_factor": "--label-smoothing",
+    "eval_steps": "--eval-steps",
+    "logging_steps": "--logging-steps",
+    "save_steps": "--save-steps",
+    "seed": "--seed",
+    "data_seed": "--seed",
+    "bf16": "--precision bf16",
+    "fp16": "--precision fp16",
+    "torch_compile": "--compile",
+    "activation_checkpointing": "--gradient-checkpointing",
+    "gradient_checkpointing": "--gradient-checkpointing",
+    "metric_for_best_model": "--best-metric",
+}
+
+
+def split_trainer_arg(word: str) -> tuple[str, object]:
+    """'max_grad_norm=0.5' -> ('max_grad_norm', 0.5). The value is read as JSON where it is JSON (numbers, true,
+    {"num_cycles": 2}); anything else stays a string (adamw_torch_fused, wandb). ValueError says what is wrong."""
+    key, equals, text = word.partition("=")
+    key = key.strip().replace("-", "_")
+    if not equals or not key:
+        raise ValueError(f"takes KEY=VALUE words such as optim=adafactor, got {word!r}")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
+def trainer_arg_words(block: dict) -> list[str]:
+    """A --config file's `trainer:` mapping as KEY=VALUE words (dicts and lists as JSON)."""
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in block.items()]
+
+
+def check_trainer_arg(word: str) -> str | None:
+    """None when `word` names a TrainingArguments field that no flag of ours sets, else what is wrong."""
+    try:
+        key, _ = split_trainer_arg(word)
+    except ValueError as e:
+        return str(e)
+    if key in SET_BY_OUR_FLAGS:
+        return f"{key}: use {SET_BY_OUR_FLAGS[key]}, which sets it for the recipes"
+    fields = training_argument_names()
+    if key not in fields:
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(fields), n=1)
+        hint = f"did you mean {close[0]}?" if close else "see the TrainingArguments documentation for the names"
+        return f"{key}: TrainingArguments has no such field; {hint}"
+    return _refused_value(word)
+
+
+def _refused_value(word: str) -> str | None:
+    """TrainingArguments' own complaint about this one value, if any (optim=nonsense): before any data loads."""
+    import tempfile
+
+    from transformers import TrainingArguments
+
+    from common.errors import first_line
+
+    try:
+        TrainingArguments(output_dir=tempfile.gettempdir(), **trainer_overrides([word]))
+    except (ValueError, TypeError, ImportError) as e:
+        return first_line(e)
+    return None
+
+
+def trainer_overrides(words: list[str]) -> dict:
+    """The --trainer-arg words as TrainingArguments keyword arguments; a later word for the same key wins."""
+    return dict(split_trainer_arg(word) for word in words)
+
+
+def training_argument_names() -> set[str]:
+    import dataclasses
+
+    from transformers import TrainingArguments  # only when --trainer-arg is given: --help must not wait for it
+
+    return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
