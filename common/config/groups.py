@@ -16,6 +16,7 @@ from common.config.fields import (
     option,
     positive,
     probability,
+    repo_id,
     require,
     steps_or_epoch,
     tokens,
@@ -26,7 +27,7 @@ from common.config.trainer_args import check_trainer_arg
 SCHEDULES = ["linear", "cosine", "constant_with_warmup", "constant"]
 # what a classifier's validation reports (common.evaluate.metrics.classification_scores; a test keeps them equal)
 CLASSIFICATION_METRICS = ["loss", "accuracy", "macro_f1", "macro_precision", "macro_recall", "mcc", "roc_auc"]
-CLASSIFICATION_METRICS += [f"{kind}_{name}" for kind in ("micro", "weighted") for name in ("f1", "precision", "recall")]
+CLASSIFICATION_METRICS += ["weighted_f1", "weighted_precision", "weighted_recall"]
 
 
 class Group:
@@ -312,6 +313,15 @@ class OutputConfig(Group):
         nargs="?",
         const="last",
         metavar="CHECKPOINT",
+        from_file=False,
+        searchable=False,
+    )
+    push_to_hub: str | None = option(
+        None,
+        "after saving, upload the output folder to this hub repository (created if missing; needs `hf auth login` "
+        "or HF_TOKEN); the model card's load snippet names it",
+        metavar="USER/NAME",
+        check=repo_id,
         from_file=False,
         searchable=False,
     )

@@ -113,6 +113,11 @@ class RunConfig:
         t, out = self.training, self.output
         require(not (self.runs.search and out.resume), "--search runs its own trials: drop --resume")
         require(
+            not (out.push_to_hub and (self.runs.search or getattr(self.runs, "kfold", 0))),
+            "--push-to-hub uploads one model; --search and --kfold train several: push the one you choose afterwards "
+            "with `hf upload`",
+        )
+        require(
             not (t.early_stopping_patience and out.save_steps and (not t.eval_steps or out.save_steps % t.eval_steps)),
             "--early-stopping-patience with --save-steps needs --eval-steps that divides --save-steps",
         )

@@ -3,13 +3,17 @@ model's confidence, per-class numbers and (explain > 0) token attributions. Retu
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from common.evaluate.attributions import token_attributions
+from common.evaluate.caveats import accuracy_interval, classification_caveats
 from common.evaluate.metrics import classification_scores, confusion, softmax
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +27,8 @@ class ClassificationEvaluation:
     per_class: pd.DataFrame  # precision, recall, F1, support, most often mistaken for
     class_counts: dict  # split -> examples per class, in label order
     attributions: list[dict] = field(default_factory=list)  # --explain: tokens and their scores per example
+    caveats: list[str] = field(default_factory=list)  # common.evaluate.caveats: doubts about the numbers, in words
+    accuracy_interval: tuple[float, float] = (0.0, 1.0)  # 95% Wilson interval of the test accuracy
     task: str = "classification"
 
 
@@ -73,8 +79,23 @@ def evaluate_classifier(
             for i, row in enumerate(rows)
         ]
     class_counts = {name: np.bincount(f["labels"], minlength=len(label_names)).tolist() for name, f in splits.items()}
+    caveats = classification_caveats(
+        class_counts, matrix, label_names, trainer.state.log_history, trainer.state.global_step
+    )
+    for caveat in caveats:
+        logger.warning(caveat)
     return ClassificationEvaluation(
-        metrics, scores, label_names, list(text_columns), matrix, errors, per_class, class_counts, attributions
+        metrics,
+        scores,
+        label_names,
+        list(text_columns),
+        matrix,
+        errors,
+        per_class,
+        class_counts,
+        attributions,
+        caveats,
+        accuracy_interval(int((predictions == labels).sum()), len(labels)),
     )
 
 

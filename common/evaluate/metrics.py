@@ -22,12 +22,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def classification_scores(labels, probabilities, label_names: list[str] | None = None) -> dict:
-    """Accuracy; precision/recall/F1 macro (every class counts the same), micro and weighted (by support);
-    Matthews correlation; ROC-AUC for two classes; with label_names also P/R/F1/support per class."""
+    """Accuracy; precision/recall/F1 macro (every class counts the same) and weighted (by support); Matthews
+    correlation; ROC-AUC for two classes; with label_names also P/R/F1/support per class. No micro averages:
+    with one label per example, micro precision, recall and F1 all equal the accuracy."""
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     predictions = probabilities.argmax(-1)
     scores = {"accuracy": float(accuracy_score(labels, predictions))}
-    for average in ("macro", "micro", "weighted"):
+    for average in ("macro", "weighted"):
         precision, recall, f1, _ = precision_recall_fscore_support(
             labels, predictions, average=average, zero_division=0
         )

@@ -1,8 +1,9 @@
 """Reporting: renders what a run measured (common.evaluate) as the terminal table, Markdown, PNG, HTML and csv."""
 
+from common.report.card import model_card
 from common.report.console import format_value, metrics_table, print_metrics
 from common.report.files import run_files
-from common.report.markdown import kfold_report, model_card, run_report, search_report
+from common.report.markdown import kfold_report, run_report, search_report
 
 __all__ = [
     "format_value",

@@ -6,13 +6,14 @@ import json
 
 from common.evaluate import CausalLMEvaluation, ClassificationEvaluation
 from common.report import markdown, plots
+from common.report.card import model_card
 from common.report.html import explain_html
 
 
 def run_files(config: dict, metrics: dict, history: list, evaluation=None) -> dict[str, str | bytes]:
     """name -> content: README.md (the model card) always; with an evaluation also its csv/png/html files,
     evaluation.json (validation and test, per class), training_curves.png and report.md."""
-    files: dict[str, str | bytes] = {"README.md": markdown.model_card(config, metrics)}
+    files: dict[str, str | bytes] = {"README.md": model_card(config, metrics, evaluation)}
     if evaluation is None:
         return files
     test: dict = {}

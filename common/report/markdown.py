@@ -1,4 +1,4 @@
-"""Every Markdown page a run writes: report.md (one run, k-fold, search) and the model card (README.md)."""
+"""The Markdown pages a run writes: report.md of one run, of k-fold, of a search (the model card: card.py)."""
 
 from __future__ import annotations
 
@@ -14,51 +14,6 @@ from common.runtime import command, hardware, world_size
 SPLIT_ORDER = ("train", "validation", "test")
 
 
-# ---------------------------------------------------------------- the model card
-
-
-def model_card(config: dict, metrics: dict) -> str:
-    """README.md for an output folder: what was trained on what, how to load it, the test metrics, the command."""
-    data = config.get("train_file") or config.get("dataset") or "?"
-    task = "text-generation" if config["task"] == "causal_lm" else "text-classification"
-    adapter = bool(config.get("lora_r")) and not config.get("merge_lora")
-    load = (
-        'from common.model import lora\nmodel = lora.load("OUTPUT_DIR")  # LoRA adapter on ' + str(config.get("model"))
-        if adapter
-        else f'from transformers import pipeline\npipe = pipeline("{task}", model="OUTPUT_DIR")'
-    )
-    rows = [
-        f"| {k} | {format_value(v)} |"
-        for k, v in metrics.items()
-        if k.startswith("test_") and not k.endswith(("_runtime", "_per_second"))
-    ]
-    return "\n".join(
-        [
-            f"# {config.get('output_dir', 'model')}",
-            "",
-            f"Fine-tuned from `{config.get('model')}` on `{data}` with lm-recipes ({task}).",
-            "",
-            "```python",
-            load,
-            "```",
-            "",
-            "| test metric | value |",
-            "|---|---|",
-            *rows,
-            "",
-            "Command:",
-            "",
-            "```bash",
-            command(),
-            "```",
-            "",
-            f"Trained on {hardware()}. Every flag of the run is in `run_config.json`; "
-            "`--config run_config.json` repeats it. Loss and metrics over steps: `log_history.json`.",
-            "",
-        ]
-    )
-
-
 # ---------------------------------------------------------------- report.md of one run
 
 
@@ -66,8 +21,16 @@ def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
     """report.md, the page a person reads first: command, data, metrics, curves, errors, timing, configuration."""
     import transformers
 
+    caveats, interval = [], []
     if isinstance(evaluation, ClassificationEvaluation):
         data, sections = classification_data(evaluation), [per_class_section(evaluation), errors_section(evaluation)]
+        caveats = caveats_section(evaluation.caveats)
+        low, high = evaluation.accuracy_interval
+        interval = [
+            "",
+            f"The test accuracy's 95% interval: {low:.3f}-{high:.3f} ({sum(evaluation.class_counts['test'])} "
+            f"examples; Wilson score interval).",
+        ]
         if evaluation.attributions:
             sections.append(
                 f"## Explanations\n\nToken attributions (gradient x input) for the first "
@@ -107,11 +70,13 @@ def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
             "```",
             "",
             data,
+            *caveats,
             "## Metrics",
             "",
             "| metric | validation (last evaluation) | test |",
             "|---|---|---|",
             *rows,
+            *interval,
             "",
             "## Training",
             "",
@@ -132,6 +97,13 @@ def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
             "",
         ]
     )
+
+
+def caveats_section(caveats: list[str]) -> list[str]:
+    """Above the metrics, where nobody reads past them: what should make the reader doubt them."""
+    if not caveats:
+        return []
+    return ["## Read this before the metrics", "", *[f"- **{caveat}**" for caveat in caveats], ""]
 
 
 def classification_data(evaluation: ClassificationEvaluation) -> str:

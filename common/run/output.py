@@ -37,6 +37,7 @@ from common.config import RunConfig
 from common.errors import UserError
 from common.model import lora
 from common.report import run_files
+from common.run import hub
 from common.train.checkpoints import (
     COMPLETE,
     RUN_CONFIG,
@@ -59,6 +60,8 @@ def start_run(config: RunConfig) -> str | None:
     training starts (RecipeTrainer.train), once the data and the model have loaded."""
     config.check()
     check_output_dir(config.output.output_dir, config.output.overwrite, config.output.resume)
+    if config.output.push_to_hub:
+        hub.check_can_push(config.output.push_to_hub)
     remove_stale_staging(config.output.output_dir)
     resume = resume_point(config)
     set_seed(config.training.seed)
@@ -162,7 +165,16 @@ def output_lock(output_dir: str | Path):
 
 # settings --resume may change: where the run goes and what is reported after training; every other one is
 # the run's own and must match the checkpoint's
-CHANGEABLE_ON_RESUME = {"output_dir", "overwrite", "resume", "save_steps", "report_to", "explain", "prompt"}
+CHANGEABLE_ON_RESUME = {
+    "output_dir",
+    "overwrite",
+    "resume",
+    "save_steps",
+    "report_to",
+    "push_to_hub",
+    "explain",
+    "prompt",
+}
 CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
 
 
@@ -243,6 +255,8 @@ def save_run(config: RunConfig, model, tokenizer, metrics: dict, history: list |
     try:
         if state.is_main_process:
             _write_run(output_dir, model, weights, tokenizer, metrics, config.flat(), history, evaluation)
+            if config.output.push_to_hub:
+                hub.push_folder(output_dir, config.output.push_to_hub)
     finally:
         state.wait_for_everyone()
     return output_dir

@@ -60,11 +60,23 @@ def test_classifier_output_is_pipeline_ready_with_label_names_and_a_model_card(t
     assert {p["label"] for p in predictions} <= {"neg", "pos"} and all(0 <= p["score"] <= 1 for p in predictions)
     card = (out / "README.md").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert (
-        f"{metrics['test_accuracy']:.4f}" in card
-        and 'pipeline("text-classification"' in card
-        and str(reviews_csv) in card
-    )
+    assert f"| accuracy | {metrics['test_accuracy']:.4f} |" in card and "micro" not in card
+    assert "# out\n" in card and "(labels: neg, pos)" in card and "Accuracy 95% interval: " in card
+    # the card's snippet runs as written, from where the run was started
+    snippet = card.split("```python\n")[1].split("```")[0]
+    assert f'pipeline("text-classification", model="{out}")' in snippet
+    exec(snippet.replace("print(", "(").replace("Replace this with a text to classify.", "a joy"), {})
+
+    from huggingface_hub import ModelCard
+
+    meta = ModelCard.load(out / "README.md").data
+    assert (meta.pipeline_tag, meta.library_name, meta.model_name) == ("text-classification", "transformers", "out")
+    assert meta.base_model is None  # a local folder names no hub model
+    assert "lm-recipes" in meta.tags and meta.datasets is None  # a file is no hub dataset
+    results = {r.metric_type: r.metric_value for r in meta.eval_results}
+    assert results["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    assert set(results) == {"accuracy", "macro_f1", "mcc", "roc_auc", "loss"}
+    assert {r.dataset_name for r in meta.eval_results} == {"reviews.csv"}
 
 
 def test_causal_lm_output_is_pipeline_ready(tiny_llama, tmp_path):
@@ -97,7 +109,14 @@ def test_causal_lm_output_is_pipeline_ready(tiny_llama, tmp_path):
     )
     text = pipeline("text-generation", model=str(out))("line 3", max_new_tokens=5, do_sample=False)[0]["generated_text"]
     assert text.startswith("line 3") and len(text) > len("line 3")
-    assert 'pipeline("text-generation"' in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert f'generate = pipeline("text-generation", model="{out}")' in card
+
+    from huggingface_hub import ModelCard
+
+    meta = ModelCard.load(out / "README.md").data
+    assert meta.pipeline_tag == "text-generation"
+    assert {r.metric_type for r in meta.eval_results} == {"perplexity", "next_token_accuracy", "loss"}
 
 
 def test_make_recipes_lists_every_recipe():

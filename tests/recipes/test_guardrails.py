@@ -40,8 +40,10 @@ def test_a_tiny_run_warns_once_and_still_logs_a_curve(tiny_bert, reviews_csv, tm
             ["--model", str(tiny_bert), "--train-file", str(reviews_csv), "--batch-size", "16", "--epochs", "1",
              "--precision", "fp32", "--output-dir", str(out)],
         )  # fmt: skip
-    warnings = [r.getMessage() for r in caplog.records if "optimizer steps" in r.getMessage()]
-    assert len(warnings) == 1
+    said = [r for r in caplog.records if "optimizer steps" in r.getMessage()]
+    warnings = [r.getMessage() for r in said if r.name == "common.train.trainer"]
+    assert len(warnings) == 1  # before training; and once more among the caveats after the test split:
+    assert [r.name for r in said] == ["common.train.trainer", "common.evaluate.classification"]
     assert re.search(
         r"^only \d+ optimizer steps .*; for 50 or more use (--batch-size \d+ or )?--epochs \d+$", warnings[0]
     )

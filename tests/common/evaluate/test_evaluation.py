@@ -98,8 +98,19 @@ def test_report_md_is_the_page_to_read_first(classifier_run):
         "| accuracy |",
         f"{metrics['test_accuracy']:.4f}",
         "| test | ",
+        "The test accuracy's 95% interval: ",
     ):
         assert part in report, part
+    assert "micro_f1" not in report  # single-label: it would only repeat the accuracy
+
+
+def test_a_small_random_label_run_is_doubted_above_its_metrics(classifier_run):
+    # 40 rows of random labels (36 after the validation split), batch 4, one epoch: 9 steps that cannot learn
+    report = (classifier_run / "run" / "report.md").read_text()
+    caveats = report[report.index("## Read this before the metrics") : report.index("## Metrics")]
+    assert "**Only 9 optimizer steps: too few for the model to learn much." in caveats
+    assert "the loss of always predicting the training class frequencies" in caveats
+    assert "The test split has 30 examples" in caveats
 
 
 def test_attributions_have_one_value_per_token(classifier_run, tiny_gpt2):
@@ -115,7 +126,8 @@ def test_attributions_have_one_value_per_token(classifier_run, tiny_gpt2):
     assert page.count("<h3>") == 3 and page.count("<span") >= 3 * 4
 
 
-def test_causal_lm_report_has_hardest_passages_and_continuation_scores(tiny_llama, tmp_path):
+@pytest.mark.parametrize("block_size", [48, 16])  # 16: shorter than the usual 32-token prompt
+def test_causal_lm_report_has_hardest_passages_and_continuation_scores(tiny_llama, tmp_path, block_size):
     import sacrebleu
 
     corpus = tmp_path / "corpus.txt"
@@ -132,7 +144,7 @@ def test_causal_lm_report_has_hardest_passages_and_continuation_scores(tiny_llam
             "--output-dir",
             str(out),
             "--block-size",
-            "48",
+            str(block_size),
             "--batch-size",
             "4",
             "--epochs",
@@ -149,5 +161,6 @@ def test_causal_lm_report_has_hardest_passages_and_continuation_scores(tiny_llam
     metrics = json.loads((out / "metrics.json").read_text())
     bleu = sacrebleu.corpus_bleu(continuations["generated"].tolist(), [continuations["reference"].tolist()]).score
     assert metrics["test_continuation_bleu"] == pytest.approx(bleu)
+    assert (continuations["reference"].str.strip().str.len() > 0).all()  # each prompt has text to be scored against
     report = (out / "report.md").read_text()
     assert "## The hardest test passages" in report and "chrF" in report and "| test | " in report

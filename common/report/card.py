@@ -1,0 +1,129 @@
+"""The model card (README.md of an output folder): a hub metadata block that huggingface_hub reads (pipeline tag,
+base model, datasets, test results as a model-index), a load snippet that runs as written, the main test
+metrics with their doubts, and how the model was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from common.assets import PREFIX, hub_id
+from common.evaluate import ClassificationEvaluation
+from common.report.console import format_value
+from common.runtime import command, hardware
+
+# the metrics a card shows (every one is in metrics.json and report.md): what a reader compares models by
+MAIN_METRICS = {
+    "classification": ["accuracy", "macro_f1", "mcc", "roc_auc", "loss"],
+    "causal_lm": ["perplexity", "next_token_accuracy", "loss"],
+}
+PIPELINES = {"classification": "text-classification", "causal_lm": "text-generation"}
+
+
+def model_card(config: dict, metrics: dict, evaluation=None) -> str:
+    """README.md for an output folder (or the hub repo --push-to-hub uploads it to)."""
+    task = config["task"]
+    pipeline_tag = PIPELINES[task]
+    where = config.get("push_to_hub") or config.get("output_dir") or "."
+    name = Path(str(config.get("push_to_hub") or config.get("output_dir") or "model")).name
+    adapter = bool(config.get("lora_r")) and not config.get("merge_lora")
+    base, data = base_model(config.get("model")), training_data(config)
+    shown = [m for m in MAIN_METRICS[task] if f"test_{m}" in metrics]
+    results = [
+        EvalResult(
+            task_type=pipeline_tag,
+            dataset_type=data,
+            dataset_name=data,
+            dataset_split="test",
+            metric_type=metric,
+            metric_value=round(float(metrics[f"test_{metric}"]), 4),
+        )
+        for metric in shown
+    ]
+    metadata = ModelCardData(
+        model_name=name,
+        base_model=base,
+        datasets=[data] if hub_dataset(config) else None,
+        library_name="peft" if adapter else "transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["lm-recipes", pipeline_tag, *(["lora"] if config.get("lora_r") else [])],
+        eval_results=results or None,
+    )
+    labels = evaluation.label_names if isinstance(evaluation, ClassificationEvaluation) else None
+    body = [
+        f"# {name}",
+        "",
+        f"`{config.get('model')}` fine-tuned for {pipeline_tag.replace('-', ' ')} on `{data}` with lm-recipes"
+        + (f" (labels: {', '.join(map(str, labels))})." if labels else "."),
+        "",
+        "## Use",
+        "",
+        "```python",
+        load_snippet(task, where, adapter, config.get("model")),
+        "```",
+        "",
+        "## Test results",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {metric} | {format_value(metrics[f'test_{metric}'])} |" for metric in shown],
+        "",
+    ]
+    if isinstance(evaluation, ClassificationEvaluation):
+        low, high = evaluation.accuracy_interval
+        body += [
+            f"Accuracy 95% interval: {low:.3f}-{high:.3f} ({sum(evaluation.class_counts['test'])} test examples).",
+            "",
+        ]
+        body += [f"- **{caveat}**" for caveat in evaluation.caveats] + ([""] if evaluation.caveats else [])
+    body += [
+        "Every metric, per class and over training, is in `report.md`, `metrics.json` and `log_history.json`.",
+        "",
+        "## Training",
+        "",
+        f"{format_value(config.get('epochs'))} epoch(s), learning rate {format_value(config.get('lr'))}, batch "
+        f"{config.get('batch_size')}, seed {config.get('seed')}; trained on {hardware()} with:",
+        "",
+        "```bash",
+        command(),
+        "```",
+        "",
+        "Every setting is in `run_config.json`; `--config run_config.json` repeats the run.",
+        "",
+    ]
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)))
+
+
+def load_snippet(task: str, where: str, adapter: bool, model: str | None) -> str:
+    if adapter:
+        return f'from common.model import lora  # lm-recipes: the adapter, on {model}\nmodel = lora.load("{where}")'
+    if task == "classification":
+        return (
+            f'from transformers import pipeline\n\nclassify = pipeline("text-classification", model="{where}")\n'
+            'print(classify("Replace this with a text to classify."))'
+        )
+    return (
+        f'from transformers import pipeline\n\ngenerate = pipeline("text-generation", model="{where}")\n'
+        'print(generate("Once upon a time", max_new_tokens=40)[0]["generated_text"])'
+    )
+
+
+def base_model(model: str | None) -> str | None:
+    """The hub id of the model trained from: an embedded model's original, a hub id as given; None for a folder."""
+    if not model:
+        return None
+    if model.startswith(PREFIX):
+        return hub_id(model)
+    return None if Path(model).exists() else model
+
+
+def hub_dataset(config: dict) -> bool:
+    dataset = config.get("dataset")
+    return bool(dataset) and not config.get("train_file") and not dataset.startswith(PREFIX)
+
+
+def training_data(config: dict) -> str:
+    if config.get("train_file"):
+        return Path(config["train_file"]).name
+    return str(config.get("dataset") or "unknown")
