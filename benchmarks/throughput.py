@@ -54,8 +54,14 @@ CASES = {
 WAYS = ("ours", "ours-fp32", "ours-compile", "hf-examples", "seeds")
 
 
+# what --max-length auto takes for the embedded snippets, with either model (tests/common/data/test_lengths.py)
+SNIPPET_LENGTH = 64
+
+
 def case_length(config) -> int:
-    return config.data.block_size if config.task == "causal_lm" else config.data.max_length
+    if config.task == "causal_lm":
+        return config.data.block_size
+    return SNIPPET_LENGTH if config.data.max_length == "auto" else config.data.max_length
 
 
 def synchronize() -> None:

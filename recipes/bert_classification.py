@@ -15,26 +15,36 @@ freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dr
 early stopping, long texts (head+tail, sliding windows), augmentation.
 """
 
-from common.config import ClassificationConfig, ClassificationData, ClassificationOutput, ModelConfig, TrainingConfig
-from common.data import classification_datasets, classification_splits, padding_collator
-from common.evaluate import classification_metrics, evaluate_classifier
-from common.model import adapt, load_classifier, load_tokenizer
-from common.report import print_metrics
-from common.run import command_line, save_run, start_run
-from common.train import RecipeTrainer, technique_hooks, training_arguments
+from common.config import (
+    ClassificationConfig,
+    ClassificationData,
+    ClassificationOutput,
+    ModelConfig,
+    TrainingConfig,
+    answer_help,
+)
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = ClassificationConfig(
     model=ModelConfig(model="embedded:minilm-l6"),
     data=ClassificationData(
         dataset="embedded:rotten-tomatoes",
-        max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
         max_eval_samples=1000,  # validation after each epoch; the test split is always used whole
     ),
     # small encoders like MiniLM want a higher rate than BERT-base's usual 2e-5
     training=TrainingConfig(epochs=2, lr=1e-4, batch_size=32),
     output=ClassificationOutput(output_dir="outputs/bert_classification"),
 )
+
+if __name__ == "__main__":
+    answer_help(DEFAULTS, __doc__)  # before the imports below: --help need not wait seconds for torch
+
+from common.data import classification_datasets, classification_splits, fit_max_length, padding_collator
+from common.evaluate import classification_metrics, evaluate_classifier
+from common.model import adapt, load_classifier, load_tokenizer, model_positions
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
 
 
 def main(config: ClassificationConfig = DEFAULTS) -> dict:
@@ -47,6 +57,9 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
 
     # 3. model: the encoder with a new classification head sized to the labels; then --freeze-*, --dropout, --lora-r
     tokenizer = load_tokenizer(config.model.model, config.model.trust_remote_code)
+    # --max-length auto (the default): long enough for 199 in 200 training texts, at most what the model reads
+    max_length = fit_max_length(config.data, splits["train"], tokenizer, model_positions(config.model))
+    config = config.derive(max_length=max_length)  # run_config.json records the length used
     model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
     model = adapt(model, config.techniques, config.task)
     datasets = classification_datasets(

@@ -9,20 +9,11 @@ Out of the box: the embedded SmolLM2-135M on the embedded Shakespeare plays.
   python recipes/causal_lm.py --train-file my_notes/            # a folder of .txt files (or one .txt)
   python recipes/causal_lm.py --model gpt2 --dataset wikitext --dataset-config wikitext-2-raw-v1
 
-Supports: any causal-LM checkpoint; .txt files/folders, csv/json/jsonl/parquet (--text-column) or hub
-datasets; a generated sample from --prompt after training; freezing, gradual unfreezing, layer-wise
-learning rates, LoRA, dropout/label smoothing and early stopping (see the README's Techniques).
+Supports: any causal-LM checkpoint; .txt files/folders, csv/json/jsonl/parquet (--text-column) or hub datasets;
+a --prompt sample after training; the README's techniques: freezing, LoRA, layer-wise learning rates, ...
 """
 
-from transformers import default_data_collator
-
-from common.config import CausalLMConfig, CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig
-from common.data import check_max_length, corpus_blocks, corpus_splits, lm_datasets
-from common.evaluate import causal_lm_metrics, evaluate_causal_lm, evaluate_split, next_token_predictions
-from common.model import adapt, generate, load_causal_lm, load_config, load_tokenizer, pad_with_end_of_text
-from common.report import print_metrics
-from common.run import command_line, save_run, start_run
-from common.train import RecipeTrainer, technique_hooks, training_arguments
+from common.config import CausalLMConfig, CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig, answer_help
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = CausalLMConfig(
@@ -37,9 +28,21 @@ DEFAULTS = CausalLMConfig(
     training=CausalLMTraining(epochs=1, lr=1e-4, batch_size=8),
     output=CausalLMOutput(output_dir="outputs/causal_lm", prompt="ROMEO:\n"),
 )
-# the metrics printed at the end (metrics.json and report.md hold them all)
+
+if __name__ == "__main__":
+    answer_help(DEFAULTS, __doc__)  # before the imports below: --help need not wait seconds for torch
+
+from transformers import default_data_collator
+
+from common.data import check_max_length, corpus_blocks, corpus_splits, lm_datasets
+from common.evaluate import causal_lm_metrics, evaluate_causal_lm, evaluate_split, next_token_predictions
+from common.model import adapt, generate, load_causal_lm, load_config, load_tokenizer, pad_with_end_of_text
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
+
 SHOWN = ["test_perplexity_before", "test_perplexity", "perplexity_reduction", "test_next_token_accuracy",
-         "test_continuation_chrf", "train_runtime"]  # fmt: skip
+         "test_continuation_chrf", "train_runtime"]  # printed at the end; metrics.json has them all  # fmt: skip
 
 
 def main(config: CausalLMConfig = DEFAULTS) -> dict:
@@ -51,12 +54,11 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
     documents = corpus_splits(config.data)
 
     # 3. tokens: documents -> one token stream per split -> blocks; no held-out files: split blocks 80/10/10;
-    #    --packing documents restarts positions at each document so documents in a block cannot see each other.
-    #    A decoder has no pad token: it pads with end-of-text (for generation)
+    #    --packing documents restarts positions at each document so documents in a block cannot see each other;
+    #    a decoder has no pad token: it pads with end-of-text (for generation)
     data, seed = config.data, config.training.seed
     tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model, config.model.trust_remote_code))
-    model_config = load_config(config.model.model, config.model.trust_remote_code)
-    check_max_length(data.block_size, model_config, "--block-size")  # before tokenizing, not after
+    check_max_length(data.block_size, load_config(config.model.model, config.model.trust_remote_code), "--block-size")
     blocks = corpus_blocks(documents, tokenizer, data.block_size, seed)
     limits = {"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_test_samples}
     datasets = lm_datasets(blocks, limits, seed, data.packing, tokenizer.eos_token_id)

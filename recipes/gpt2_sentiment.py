@@ -11,10 +11,9 @@ bottom layers frozen, bf16 autocast where the CPU/GPU supports it.
   python recipes/gpt2_sentiment.py --model gpt2 --dataset imdb  # with the hub
   python recipes/gpt2_sentiment.py --train-file reviews.csv --text-column review --label-column stars
 
-Supports: any causal-LM checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer
-labels, any number of classes; sentence pairs (two --text-column names); the techniques of the README:
-freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smoothing,
-early stopping, long texts (head+tail, sliding windows), augmentation.
+Supports: any causal-LM checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer labels,
+any number of classes; sentence pairs (two --text-column names); the README's techniques: freezing, gradual
+unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smoothing, early stopping, long texts.
 """
 
 from common.config import (
@@ -24,20 +23,14 @@ from common.config import (
     ClassificationTechniques,
     ModelConfig,
     TrainingConfig,
+    answer_help,
 )
-from common.data import classification_datasets, classification_splits, padding_collator
-from common.evaluate import classification_metrics, evaluate_classifier
-from common.model import adapt, load_classifier, load_tokenizer, pad_with_end_of_text
-from common.report import print_metrics
-from common.run import command_line, save_run, start_run
-from common.train import RecipeTrainer, technique_hooks, training_arguments
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = ClassificationConfig(
     model=ModelConfig(model="embedded:smollm2-135m"),
     data=ClassificationData(
         dataset="embedded:rotten-tomatoes",
-        max_length=64,  # snippets are short (median ~25 tokens); longer ones are truncated
         max_train_samples=6000,
         max_eval_samples=400,  # validation during training; the test split is always used whole
     ),
@@ -46,6 +39,16 @@ DEFAULTS = ClassificationConfig(
     techniques=ClassificationTechniques(freeze_layers=20),
     output=ClassificationOutput(output_dir="outputs/gpt2_sentiment"),
 )
+
+if __name__ == "__main__":
+    answer_help(DEFAULTS, __doc__)  # before the imports below: --help need not wait seconds for torch
+
+from common.data import classification_datasets, classification_splits, fit_max_length, padding_collator
+from common.evaluate import classification_metrics, evaluate_classifier
+from common.model import adapt, load_classifier, load_tokenizer, model_positions, pad_with_end_of_text
+from common.report import print_metrics
+from common.run import command_line, save_run, start_run
+from common.train import RecipeTrainer, technique_hooks, training_arguments
 
 
 def main(config: ClassificationConfig = DEFAULTS) -> dict:
@@ -58,8 +61,10 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
 
     # 3. model, the decoder way: the tokenizer has no pad token, so batches are padded with end-of-text; the head
     #    reads the last token that is not padding, so load_classifier stores that pad id in the model's config
-    tokenizer = load_tokenizer(config.model.model, config.model.trust_remote_code)
-    tokenizer = pad_with_end_of_text(tokenizer)
+    tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model, config.model.trust_remote_code))
+    # --max-length auto (the default): long enough for 199 in 200 training texts, at most what the model reads
+    max_length = fit_max_length(config.data, splits["train"], tokenizer, model_positions(config.model))
+    config = config.derive(max_length=max_length)  # run_config.json records the length used
     model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
     model = adapt(model, config.techniques, config.task)  # --freeze-*, --dropout, --lora-r
     datasets = classification_datasets(

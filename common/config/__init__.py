@@ -1,6 +1,6 @@
 """The run configuration (typed, grouped dataclasses) and the command line generated from it."""
 
-from common.config.cli import parse
+from common.config.cli import answer_help, parse
 from common.config.groups import (
     CausalLMOutput,
     CausalLMTraining,
@@ -19,6 +19,7 @@ from common.config.groups import (
 from common.config.schema import CausalLMConfig, ClassificationConfig, RunConfig
 
 __all__ = [
+    "answer_help",
     "parse",
     "CausalLMConfig",
     "CausalLMOutput",

@@ -181,6 +181,14 @@ def build_parser(defaults: RunConfig, description: str | None = None) -> RecipeP
     return parser
 
 
+def answer_help(defaults: RunConfig, description: str | None = None) -> None:
+    """With -h/--help on the command line: print the help from the configuration alone and exit. A recipe calls
+    this before it imports torch and transformers, whose seconds of loading --help does not need."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        build_parser(defaults, description).print_help()
+        sys.exit(0)
+
+
 def read_config_file(path: str) -> dict:
     """A --config file as {name: value}; one clear line for a missing or unreadable file."""
     file = Path(path)

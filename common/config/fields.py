@@ -71,6 +71,10 @@ def tokens(value) -> str | None:
     return positive(value) or (f"must be at least 8 tokens, got {value}" if value < 8 else None)
 
 
+def tokens_or_auto(value) -> str | None:
+    return None if value == "auto" else tokens(value)
+
+
 def class_weights(value) -> str | None:
     """auto, or positive numbers separated by commas (their count is checked against the classes later)."""
     if value is None or value == "auto":
@@ -138,7 +142,7 @@ def is_list(annotation) -> bool:
 
 def parse_text(field: dataclasses.Field, kind: type, text: str):
     """A command-line word (or a string from a file) as the field's value; ValueError says why not."""
-    if field.metadata.get("check") is steps_or_epoch and text == "epoch":
+    if (field.metadata.get("check"), text) in ((steps_or_epoch, "epoch"), (tokens_or_auto, "auto")):
         return text
     if kind is bool:
         if text.lower() in ("true", "1", "yes"):

@@ -20,6 +20,7 @@ from common.config.fields import (
     require,
     steps_or_epoch,
     tokens,
+    tokens_or_auto,
     valid_seed,
 )
 from common.config.trainer_args import check_trainer_arg
@@ -88,7 +89,13 @@ class ClassificationData(DataConfig):
         check=one_or_two,
     )
     label_column: str = option("label", "label column: strings or integers")
-    max_length: int | None = option(None, "truncate each example to this many tokens", check=tokens)
+    max_length: int | str = option(
+        "auto",
+        "tokens per example, longer ones are cut (see --long-text); auto: the length that keeps 199 in 200 "
+        "training texts whole, rounded up to 8, at most 512 and what the model reads (logged)",
+        check=tokens_or_auto,
+        metavar="N|auto",
+    )
     long_text: str = option(
         "truncate",
         "texts beyond --max-length: keep the start, keep head and tail, or classify "

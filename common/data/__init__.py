@@ -1,5 +1,6 @@
 """Data: tables from files, the hub or embedded packages, cleaned and split; then token datasets and batching."""
 
+from common.data.lengths import fit_max_length
 from common.data.tables import classification_splits, corpus_splits, labelled_rows, load_splits, read_file
 from common.data.tokens import (
     check_max_length,
@@ -15,6 +16,7 @@ __all__ = [
     "classification_splits",
     "corpus_blocks",
     "corpus_splits",
+    "fit_max_length",
     "labelled_rows",
     "lm_datasets",
     "load_splits",

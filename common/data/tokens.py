@@ -75,8 +75,13 @@ def padding_collator(tokenizer, pad_to_multiple_of: int | None | str = "auto"):
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
 
+def positions(model_config) -> int | None:
+    """How many tokens the model reads (BERT: max_position_embeddings, GPT-2: n_positions)."""
+    return getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+
+
 def check_max_length(max_length: int, model_config, flag: str = "--max-length") -> None:
-    limit = getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+    limit = positions(model_config)
     if limit and max_length > limit:
         raise UserError(
             f"{flag} {max_length} is beyond what the model can see ({limit} positions); use at most {limit}"

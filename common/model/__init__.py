@@ -7,6 +7,7 @@ from common.model.load import (
     load_classifier,
     load_config,
     load_tokenizer,
+    model_positions,
     pad_with_end_of_text,
 )
 from common.model.lora import for_saving
@@ -19,5 +20,6 @@ __all__ = [
     "load_classifier",
     "load_config",
     "load_tokenizer",
+    "model_positions",
     "pad_with_end_of_text",
 ]

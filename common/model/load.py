@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceC
 
 from common import assets
 from common.config import ModelConfig
-from common.data.tokens import check_max_length
+from common.data.tokens import check_max_length, positions
 from common.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
@@ -221,6 +221,11 @@ def _report_loading(model, loading: dict) -> None:
             "not used from the checkpoint: %s (parts this model has no place for, such as a pretraining head)",
             _grouped(unused),
         )
+
+
+def model_positions(spec: ModelConfig) -> int | None:
+    """How many tokens the model reads, from its config alone (no weights loaded)."""
+    return positions(load_config(spec.model, spec.trust_remote_code))
 
 
 def load_classifier(spec: ModelConfig, label_names: list[str], tokenizer, max_length: int | None = None):

@@ -176,6 +176,8 @@ CHANGEABLE_ON_RESUME = {
     "prompt",
 }
 CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
+# settings whose `auto` a run resolves from its data and records as the value used: `auto` matches that value
+RESOLVED_FROM_DATA = {"max_length"}
 
 
 def resume_point(config: RunConfig) -> str | None:
@@ -226,7 +228,9 @@ def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
     changed = [
         f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
         for name in sorted(set(now) | set(saved))
-        if name not in CHANGEABLE_ON_RESUME and now.get(name) != saved.get(name)
+        if name not in CHANGEABLE_ON_RESUME
+        and now.get(name) != saved.get(name)
+        and not (name in RESOLVED_FROM_DATA and now.get(name) == "auto")
     ]
     if changed:
         raise UserError(

@@ -176,3 +176,33 @@ def test_a_trainer_block_that_is_not_a_mapping_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse(bert_classification, "--config", file)
     assert "trainer: must map TrainingArguments fields to values" in capsys.readouterr().err
+
+
+HELP_PROBE = """
+import runpy, sys, time
+sys.argv = [sys.argv[1], "--help"]
+started = time.perf_counter()
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as stop:
+    assert stop.code == 0, stop.code
+print(f"{time.perf_counter() - started:.3f}", "torch" in sys.modules, "transformers" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("recipe", ["bert_classification", "gpt2_sentiment", "causal_lm"])
+def test_help_answers_from_the_defaults_before_torch_loads(recipe):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, f"recipes/{recipe}.py"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr
+    *help_text, last = probe.stdout.strip().splitlines()
+    seconds, torch_loaded, transformers_loaded = last.split()
+    assert (torch_loaded, transformers_loaded) == ("False", "False")  # what used to take 5-10 s of --help
+    assert float(seconds) < 1.5  # 0.05 s here; loading torch alone takes about 1 s
+    assert any("--trainer-arg KEY=VALUE" in line for line in help_text) and "(default: " in "\n".join(help_text)

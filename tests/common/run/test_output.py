@@ -258,3 +258,12 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_that_settings_def
     assert outputs.resume_point(started.derive(resume="last")).endswith("checkpoint-10")
     with pytest.raises(UserError, match="--grad-accum 2 \\(was 1\\)"):
         outputs.resume_point(started.derive(resume="last", grad_accum=2))
+
+
+def test_max_length_auto_resumes_a_run_that_recorded_the_length_it_chose(tmp_path, tiny_gpt2):
+    run = tmp_path / "run"
+    chosen = classification_config(output_dir=str(run), max_length=96)  # what the run recorded for `auto`
+    write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, chosen)
+    assert outputs.resume_point(chosen.derive(resume="last", max_length="auto")).endswith("checkpoint-10")
+    with pytest.raises(UserError, match="--max-length 128 \\(was 96\\)"):
+        outputs.resume_point(chosen.derive(resume="last", max_length=128))
