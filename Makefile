@@ -11,7 +11,8 @@ MODEL ?= outputs/bert_classification
 
 help:
 	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
-	@echo "make new-recipe NAME=my_task FROM=bert_classification   copy a recipe, its config and a smoke test"
+	@echo "make new-recipe NAME=my_task FROM=bert_classification [DATA=f.csv TEXT=col LABEL=col MODEL=m]"
+	@echo "                 copy a recipe pointed at your data, with a config for variants and a smoke test"
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
@@ -35,9 +36,11 @@ env: $(STAMP)
 recipes:
 	@$(PYTHON) -m recipes
 
-new-recipe:
+# MODEL= here is the new recipe's model when given on the command line (its default is `make serve`'s run folder)
+new-recipe: env
 	@test -n "$(NAME)" || { echo "error: give the new recipe a name: make new-recipe NAME=my_task FROM=$(FROM)"; exit 2; }
-	$(PYTHON) tools/new_recipe.py $(NAME) $(FROM)
+	$(BIN)/python tools/new_recipe.py $(NAME) $(FROM) $(if $(DATA),--data $(DATA)) $(if $(TEXT),--text $(TEXT)) \
+		$(if $(LABEL),--label $(LABEL)) $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 # The make targets re-run into their fixed output folder (--overwrite); run the scripts directly to keep runs apart.
 sentiment: env

@@ -43,6 +43,8 @@ HF_DIFFERENT = {
     "--do_predict": "nothing: every run trains, validates and tests",
     "--report_to": "--report-to tensorboard",
 }
+# settings that name a file or folder: a --config file's relative paths may be relative to the file
+PATH_SETTINGS = ("train_file", "validation_file", "test_file", "search_space", "model")
 # one recipe's flag given to another: the flag there for the same idea
 OTHER_RECIPE = {"--max-length": "--block-size", "--max_seq_length": "--block-size", "--block-size": "--max-length"}
 
@@ -208,9 +210,18 @@ def read_config_file(path: str) -> dict:
         raise UserError(
             f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {first_line(e)}"
         ) from None
+    if values is None:  # empty, or only comments (a config of variants with every key commented out)
+        values = {}
     if not isinstance(values, dict):
         raise UserError(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    for key in PATH_SETTINGS:  # relative to where the run starts, or else to the config file's folder
+        value = values.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute() and not Path(value).exists():
+            beside = file.parent / value
+            if beside.exists():
+                values[key] = str(beside)
+    return values
 
 
 def file_argv(path: str, defaults: RunConfig) -> list[str]:

@@ -33,30 +33,68 @@ def test_a_new_recipe_is_listed_configured_and_tested(repo, source):
         'output_dir="outputs/ticket_router"' in recipe
         and f"recipes/{source}.py" not in recipe.split('"""')[1].split("\n", 1)[1]
     )
-    assert "output_dir: outputs/ticket_router" in (repo / "configs" / "ticket_router.yaml").read_text()
+    config = (repo / "configs" / "ticket_router.yaml").read_text()
+    assert "python recipes/ticket_router.py --config configs/ticket_router.yaml" in config
+    assert all(line.startswith("#") for line in config.splitlines())  # changes nothing until a key is uncommented
     listing = subprocess.run([sys.executable, "-m", "recipes"], cwd=repo, capture_output=True, text=True).stdout
     assert "recipes/ticket_router.py" in listing and "started from recipes/" in listing
-    # the new smoke test, and the config tests that now include the new recipe, pass in the copy
+    assert recipe_tests_pass(repo)
+
+
+def recipe_tests_pass(repo: Path) -> bool:
+    """The new smoke test, and the config tests that now include the new recipe, pass in the copy."""
     tests = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/recipes/test_ticket_router.py",
-            "tests/recipes/test_configs_and_outputs.py",
-            "-k",
-            "ticket_router",
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/recipes/test_ticket_router.py",
+         "tests/recipes/test_configs_and_outputs.py", "-k", "ticket_router"],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert "3 passed" in tests.stdout  # smoke test, config parses, config equals the recipe's defaults
+    return "3 passed" in tests.stdout  # smoke test, config parses, config equals the recipe's defaults
+
+
+def test_a_new_recipe_pointed_at_a_users_csv_reads_its_columns_and_its_smoke_test_follows_them(repo):
+    import pandas as pd
+
+    (repo / "data").mkdir()
+    tickets = pd.DataFrame(
+        {"id": range(6), "body": ["printer jam"] * 3 + ["refund late"] * 3, "team": ["it"] * 3 + ["billing"] * 3}
+    )
+    tickets.to_csv(repo / "data" / "tickets.csv", index=False)
+    made = new_recipe(repo, "ticket_router", "bert_classification", "--data", "data/tickets.csv", "--text", "body",
+                      "--label", "team", "--model", "embedded:minilm-l6")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    recipe = (repo / "recipes" / "ticket_router.py").read_text()
+    defaults = recipe[recipe.index("DEFAULTS = ") : recipe.index("\n)\n", recipe.index("DEFAULTS = "))]
+    assert 'train_file="data/tickets.csv"' in defaults and 'text_column=["body"]' in defaults
+    assert 'label_column="team"' in defaults and "dataset=" not in defaults
+    assert 'model=ModelConfig(model="embedded:minilm-l6")' in defaults
+    assert recipe_tests_pass(repo)  # the smoke test writes body/team rows, as DEFAULTS name them
+    # and after the user edits the columns in DEFAULTS, the smoke test follows them
+    edited = recipe.replace('text_column=["body"]', 'text_column=["subject", "body"]').replace('"team"', '"queue"')
+    (repo / "recipes" / "ticket_router.py").write_text(edited)
+    assert recipe_tests_pass(repo)
+
+
+@pytest.mark.parametrize(
+    "words, message",
+    [
+        (["--data", "data/none.csv"], "DATA 'data/none.csv' does not exist"),
+        (
+            ["--data", "data/tickets.csv", "--text", "text"],
+            "DATA=data/tickets.csv has no column text, label (its columns: body, team)",
+        ),
+        (["--data", "data/tickets.csv", "--text", "body", "--label", "team", "--model", "x"], None),
+    ],
+)
+def test_new_recipe_checks_the_data_before_writing(repo, words, message):
+    (repo / "data").mkdir()
+    (repo / "data" / "tickets.csv").write_text("body,team\nprinter jam,it\n")
+    made = new_recipe(repo, "ticket_router", "bert_classification", *words)
+    if message is None:
+        assert made.returncode == 0, made.stderr
+        return
+    assert made.returncode == 2 and made.stderr.count("\n") == 1 and message in made.stderr, made.stderr
+    assert not (repo / "recipes" / "ticket_router.py").exists()
 
 
 def test_new_recipe_never_replaces_files_and_checks_its_words(repo):

@@ -206,3 +206,21 @@ def test_help_answers_from_the_defaults_before_torch_loads(recipe):
     assert (torch_loaded, transformers_loaded) == ("False", "False")  # what used to take 5-10 s of --help
     assert float(seconds) < 1.5  # 0.05 s here; loading torch alone takes about 1 s
     assert any("--trainer-arg KEY=VALUE" in line for line in help_text) and "(default: " in "\n".join(help_text)
+
+
+def test_a_config_files_relative_paths_are_read_from_its_folder_unless_they_exist_from_here(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "tickets.csv").write_text("text,label\na,b\n")
+    (folder / "run.yaml").write_text("train_file: tickets.csv\ntest_file: elsewhere.csv\n")
+    monkeypatch.chdir(tmp_path)  # the run starts one folder above the config
+    config = parse(bert_classification, "--config", "experiments/run.yaml")
+    assert config.data.train_file == "experiments/tickets.csv"  # beside the config, said from where the run starts
+    assert config.data.test_file == "elsewhere.csv"  # found nowhere: left as written, for the error to name
+    (tmp_path / "tickets.csv").write_text("text,label\nc,d\n")  # one where the run starts wins
+    assert parse(bert_classification, "--config", "experiments/run.yaml").data.train_file == "tickets.csv"
+
+
+def test_a_config_of_only_comments_changes_nothing(tmp_path):
+    (tmp_path / "variants.yaml").write_text("# epochs: 3\n# lr: 5.0e-5\n")
+    assert parse(bert_classification, "--config", tmp_path / "variants.yaml") == bert_classification.DEFAULTS
