@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 
 import datasets
 import numpy as np
@@ -183,6 +184,8 @@ def take_blocks(blocks: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- on-disk cache
 
+MANY_TEXTS = 50_000  # from this many texts on, tokenizing is announced before it starts and timed after
+
 
 def cached(kind: str, tokenizer, texts: list[list[str]], settings: dict, tokenize) -> dict:
     """`tokenize()`'s {name: list of id lists}, stored once per (tokenizer, texts, settings) in the cache folder.
@@ -207,7 +210,14 @@ def cached(kind: str, tokenizer, texts: list[list[str]], settings: dict, tokeniz
         with np.load(path) as stored:
             names = [name[: -len(".flat")] for name in stored.files if name.endswith(".flat")]
             return {name: _unflatten(stored[name + ".flat"], stored[name + ".ends"]) for name in names}
+    texts_count = sum(len(column) for column in texts)
+    if texts_count >= MANY_TEXTS:  # a wait of seconds to minutes: say what it is before it starts
+        logger.info("tokenizing %s texts (once: the ids are cached for later runs) ...", f"{texts_count:,}")
+    started = time.perf_counter()
     encoded = dict(tokenize())
+    seconds = time.perf_counter() - started
+    if texts_count >= MANY_TEXTS or seconds > 2:
+        logger.info("tokenized %s texts in %.1f s", f"{texts_count:,}", seconds)
     arrays = {}
     for name, rows in encoded.items():
         arrays[name + ".flat"] = np.fromiter((i for row in rows for i in row), dtype=np.int64)

@@ -164,3 +164,13 @@ def test_report_to_tensorboard_keeps_event_files_in_the_output_folder(tiny_bert,
     accumulator = EventAccumulator(str(events[0].parent))
     accumulator.Reload()
     assert "train/loss" in accumulator.Tags()["scalars"] and "eval/accuracy" in accumulator.Tags()["scalars"]
+
+
+def test_the_slurm_script_is_valid_bash_and_starts_one_torchrun_per_node():
+    import subprocess
+
+    script = ROOT / "configs" / "slurm" / "multi_node.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "#SBATCH --ntasks-per-node=1" in text and "srun --kill-on-bad-exit=1 .venv/bin/torchrun" in text
+    assert '--nnodes "$SLURM_NNODES"' in text and '"$recipe" "$@"' in text

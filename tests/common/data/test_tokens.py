@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,20 @@ def test_corpus_tokens_from_cache_equal_fresh_ones(tmp_path, monkeypatch, gpt2_t
     first = tokenization.corpus_tokens(docs, gpt2_tokenizer)
     cached = tokenization.corpus_tokens(docs, gpt2_tokenizer)
     assert cached.tolist() == first.tolist() == [15496, 995, 50256, 50256, 15496, 50256]
+
+
+def test_tokenizing_many_texts_is_announced_and_timed_and_a_cache_hit_is_quiet(
+    tmp_path, monkeypatch, gpt2_tokenizer, caplog
+):
+    monkeypatch.setenv("LM_RECIPES_CACHE", str(tmp_path))
+    monkeypatch.setattr(tokenization, "MANY_TEXTS", 3)  # 3 texts stand for 50,000
+    texts = ["a fine film", "dull", "a long evening"]
+    with caplog.at_level("INFO"):
+        tokenization.cached("classification", gpt2_tokenizer, [texts], {}, lambda: gpt2_tokenizer(texts))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "tokenizing 3 texts (once: the ids are cached for later runs) ..."
+    assert re.fullmatch(r"tokenized 3 texts in \d+\.\d s", lines[1])
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        tokenization.cached("classification", gpt2_tokenizer, [texts], {}, lambda: gpt2_tokenizer(texts))
+    assert not caplog.records  # read from the cache: nothing to wait for

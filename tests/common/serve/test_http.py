@@ -44,6 +44,13 @@ def test_http_classification_round_trip(classifier_server, classifier_run):
     )
 
 
+def test_the_api_description_is_served_offline(classifier_server):
+    # /docs is FastAPI's page, whose scripts come from a CDN (blank offline); the schema it shows is served here
+    call, _ = classifier_server
+    status, schema = call("GET", "/openapi.json")
+    assert status == 200 and {"/health", "/predict", "/generate"} <= set(schema["paths"])
+
+
 def test_http_generation_round_trip(generator_server, generator_run):
     call, _ = generator_server
     status, answer = call("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 4})
