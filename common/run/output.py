@@ -176,8 +176,10 @@ CHANGEABLE_ON_RESUME = {
     "prompt",
 }
 CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
-# settings whose `auto` a run resolves from its data and records as the value used: `auto` matches that value
-RESOLVED_FROM_DATA = {"max_length"}
+# settings whose `auto` matches any value a checkpoint recorded: max_length's auto resolves from the data and is
+# recorded as the length used; lm_loss's chunked and standard losses are the same loss (runs before lm_loss had
+# auto recorded chunked, and were refused on --resume once auto became the default)
+RESOLVED_FROM_DATA = {"max_length", "lm_loss"}
 
 
 def resume_point(config: RunConfig) -> str | None:

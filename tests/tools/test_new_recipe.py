@@ -107,3 +107,14 @@ def test_new_recipe_never_replaces_files_and_checks_its_words(repo):
     bad_source = new_recipe(repo, "my_task", "no_such_recipe")
     assert bad_source.returncode == 2 and "is not a recipe; choose one of: bert_classification" in bad_source.stderr
     assert not (repo / "recipes" / "my_task.py").exists()
+
+
+def test_make_new_recipe_passes_data_text_label_and_model_on_and_keeps_serves_model_out():
+    def planned(*words):
+        dry = subprocess.run(["make", "-n", "new-recipe", *words], cwd=ROOT, capture_output=True, text=True)
+        return " ".join(dry.stdout.replace("\\\n", " ").split())
+
+    command = planned("NAME=ticket_router", "DATA=data/t.csv", "TEXT=subject body", "LABEL=team", "MODEL=gpt2")
+    assert "tools/new_recipe.py ticket_router bert_classification --data data/t.csv --text subject body" in command
+    assert "--label team --model gpt2" in command
+    assert "--model" not in planned("NAME=ticket_router")  # MODEL's Makefile default is make serve's run folder

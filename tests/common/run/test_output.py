@@ -267,3 +267,12 @@ def test_max_length_auto_resumes_a_run_that_recorded_the_length_it_chose(tmp_pat
     assert outputs.resume_point(chosen.derive(resume="last", max_length="auto")).endswith("checkpoint-10")
     with pytest.raises(UserError, match="--max-length 128 \\(was 96\\)"):
         outputs.resume_point(chosen.derive(resume="last", max_length=128))
+
+
+def test_lm_loss_auto_resumes_a_checkpoint_that_recorded_chunked(tmp_path, tiny_gpt2):
+    from common.config import CausalLMConfig
+
+    run = tmp_path / "run"
+    older = CausalLMConfig().derive(model="tiny", output_dir=str(run), lm_loss="chunked")
+    write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, older)
+    assert outputs.resume_point(older.derive(resume="last", lm_loss="auto")).endswith("checkpoint-10")
