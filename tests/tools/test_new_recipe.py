@@ -3,11 +3,15 @@
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# the made recipe's name: one no user picks, so that these tests also pass in a checkout that has, say, the
+# README's ticket_router (a fixed name of the README's collided with it in a fresh clone)
+NAME = f"probe_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture()
@@ -26,26 +30,26 @@ def new_recipe(repo: Path, *words: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("source", ["bert_classification", "gpt2_sentiment", "causal_lm"])
 def test_a_new_recipe_is_listed_configured_and_tested(repo, source):
-    made = new_recipe(repo, "ticket_router", source)
+    made = new_recipe(repo, NAME, source)
     assert made.returncode == 0, made.stderr
-    recipe = (repo / "recipes" / "ticket_router.py").read_text()
+    recipe = (repo / "recipes" / f"{NAME}.py").read_text()
     assert (
-        'output_dir="outputs/ticket_router"' in recipe
+        f'output_dir="outputs/{NAME}"' in recipe
         and f"recipes/{source}.py" not in recipe.split('"""')[1].split("\n", 1)[1]
     )
-    config = (repo / "configs" / "ticket_router.yaml").read_text()
-    assert "python recipes/ticket_router.py --config configs/ticket_router.yaml" in config
+    config = (repo / "configs" / f"{NAME}.yaml").read_text()
+    assert f"python recipes/{NAME}.py --config configs/{NAME}.yaml" in config
     assert all(line.startswith("#") for line in config.splitlines())  # changes nothing until a key is uncommented
     listing = subprocess.run([sys.executable, "-m", "recipes"], cwd=repo, capture_output=True, text=True).stdout
-    assert "recipes/ticket_router.py" in listing and "started from recipes/" in listing
+    assert f"recipes/{NAME}.py" in listing and "started from recipes/" in listing
     assert recipe_tests_pass(repo)
 
 
 def recipe_tests_pass(repo: Path) -> bool:
     """The new smoke test, and the config tests that now include the new recipe, pass in the copy."""
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/recipes/test_ticket_router.py",
-         "tests/recipes/test_configs_and_outputs.py", "-k", "ticket_router"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/recipes/test_{NAME}.py",
+         "tests/recipes/test_configs_and_outputs.py", "-k", NAME],
         cwd=repo, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:]
@@ -60,10 +64,10 @@ def test_a_new_recipe_pointed_at_a_users_csv_reads_its_columns_and_its_smoke_tes
         {"id": range(6), "body": ["printer jam"] * 3 + ["refund late"] * 3, "team": ["it"] * 3 + ["billing"] * 3}
     )
     tickets.to_csv(repo / "data" / "tickets.csv", index=False)
-    made = new_recipe(repo, "ticket_router", "bert_classification", "--data", "data/tickets.csv", "--text", "body",
+    made = new_recipe(repo, NAME, "bert_classification", "--data", "data/tickets.csv", "--text", "body",
                       "--label", "team", "--model", "embedded:minilm-l6")  # fmt: skip
     assert made.returncode == 0, made.stderr
-    recipe = (repo / "recipes" / "ticket_router.py").read_text()
+    recipe = (repo / "recipes" / f"{NAME}.py").read_text()
     defaults = recipe[recipe.index("DEFAULTS = ") : recipe.index("\n)\n", recipe.index("DEFAULTS = "))]
     assert 'train_file="data/tickets.csv"' in defaults and 'text_column=["body"]' in defaults
     assert 'label_column="team"' in defaults and "dataset=" not in defaults
@@ -71,7 +75,7 @@ def test_a_new_recipe_pointed_at_a_users_csv_reads_its_columns_and_its_smoke_tes
     assert recipe_tests_pass(repo)  # the smoke test writes body/team rows, as DEFAULTS name them
     # and after the user edits the columns in DEFAULTS, the smoke test follows them
     edited = recipe.replace('text_column=["body"]', 'text_column=["subject", "body"]').replace('"team"', '"queue"')
-    (repo / "recipes" / "ticket_router.py").write_text(edited)
+    (repo / "recipes" / f"{NAME}.py").write_text(edited)
     assert recipe_tests_pass(repo)
 
 
@@ -89,12 +93,12 @@ def test_a_new_recipe_pointed_at_a_users_csv_reads_its_columns_and_its_smoke_tes
 def test_new_recipe_checks_the_data_before_writing(repo, words, message):
     (repo / "data").mkdir()
     (repo / "data" / "tickets.csv").write_text("body,team\nprinter jam,it\n")
-    made = new_recipe(repo, "ticket_router", "bert_classification", *words)
+    made = new_recipe(repo, NAME, "bert_classification", *words)
     if message is None:
         assert made.returncode == 0, made.stderr
         return
     assert made.returncode == 2 and made.stderr.count("\n") == 1 and message in made.stderr, made.stderr
-    assert not (repo / "recipes" / "ticket_router.py").exists()
+    assert not (repo / "recipes" / f"{NAME}.py").exists()
 
 
 def test_new_recipe_never_replaces_files_and_checks_its_words(repo):
