@@ -44,9 +44,10 @@ def fit_max_length(data: ClassificationData, train: pd.DataFrame, tokenizer, pos
     lengths = token_lengths(train, tokenizer, data.text_column, max(limit, max_length if explicit else 0))
     fits = 8 * math.ceil(float(np.quantile(lengths, AUTO_KEEPS_WHOLE, method="higher")) / 8)
     chosen = min(fits, limit)
+    read_whole = data.long_text != "truncate"  # head-tail and sliding-window read past the length: none is lost
     if explicit:
         cut = int((lengths > max_length).sum())
-        if cut > CUT_HINT * len(lengths):
+        if cut > CUT_HINT * len(lengths) and not read_whole:
             fix = "--long-text head-tail or sliding-window read past it"
             if chosen > max_length:
                 fix = f"--max-length {chosen} (or auto) keeps {(lengths <= chosen).mean():.0%} whole; {fix}"
@@ -58,6 +59,12 @@ def fit_max_length(data: ClassificationData, train: pd.DataFrame, tokenizer, pos
     whole = 100 * float((lengths <= chosen).mean())
     if fits <= limit:
         logger.info("--max-length auto: %d tokens, which keeps %.1f%% of the training texts whole", chosen, whole)
+        return chosen
+    if read_whole:
+        logger.info(
+            "--max-length auto: %d tokens; --long-text %s reads past it in the %.0f%% of training texts longer",
+            *(chosen, data.long_text, 100 - whole),
+        )
         return chosen
     most = "the most this model reads" if chosen == positions else f"the most auto takes (the model reads {positions})"
     logger.warning(

@@ -67,3 +67,11 @@ def test_auto_takes_64_tokens_for_the_embedded_snippets_as_the_fixed_default_did
     tokenizer = load_tokenizer(defaults.model.model)
     chosen = fit_max_length(defaults.data, splits["train"], tokenizer, model_positions(defaults.model))
     assert chosen == SNIPPET_LENGTH == 64  # the README's recorded default results were measured at 64
+
+
+def test_with_long_text_windows_nothing_is_cut_and_nothing_is_said(gpt2_tokenizer, caplog):
+    frame = texts([100] * 50)
+    with caplog.at_level("WARNING"):
+        assert fitted(frame, gpt2_tokenizer, max_length=64, long_text="sliding-window") == 64
+        assert fitted(frame, gpt2_tokenizer, positions=64, max_length="auto", long_text="head-tail") == 64
+    assert not caplog.records
