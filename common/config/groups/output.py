@@ -1,0 +1,78 @@
+"""output: where the run is saved, checkpoints, resume, the hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config.fields import (
+    non_negative,
+    option,
+    positive,
+    repo_id,
+    require,
+)
+from common.config.groups.base import Group
+
+
+@dataclass(frozen=True)
+class OutputConfig(Group):
+    """output"""
+
+    output_dir: str | None = option(None, "where the model, tokenizer and metrics.json are saved", searchable=False)
+    overwrite: bool = option(
+        False, "replace the output folder if it already holds a run", from_file=False, searchable=False
+    )
+    save_steps: int | None = option(
+        None,
+        "write a checkpoint every N steps into OUTPUT_DIR/checkpoints (the last two "
+        "are kept), so --resume can continue after a crash",
+        check=positive,
+        metavar="N",
+    )
+    resume: str | None = option(
+        None,
+        "continue from the last complete checkpoint in --output-dir (or the CHECKPOINT "
+        "folder given): same data order, learning-rate schedule, optimizer and random "
+        "state",
+        nargs="?",
+        const="last",
+        metavar="CHECKPOINT",
+        from_file=False,
+        searchable=False,
+    )
+    push_to_hub: str | None = option(
+        None,
+        "after saving, upload the output folder to this hub repository (created if missing; needs `hf auth login` "
+        "or HF_TOKEN); the model card's load snippet names it",
+        metavar="USER/NAME",
+        check=repo_id,
+        from_file=False,
+        searchable=False,
+    )
+    report_to: str = option(
+        "none",
+        "tensorboard: also log losses and metrics to OUTPUT_DIR/tensorboard (tensorboard --logdir OUTPUT_DIR)",
+        choices=["none", "tensorboard"],
+    )
+
+    def check(self) -> None:
+        require(
+            not (self.resume and self.overwrite),
+            "--resume continues the run in --output-dir and --overwrite replaces it: pass only one",
+        )
+
+
+@dataclass(frozen=True)
+class ClassificationOutput(OutputConfig):
+    explain: int = option(
+        0,
+        "write explain.html: token attributions (gradient x input) for the first N test examples",
+        check=non_negative,
+        metavar="N",
+    )
+
+
+@dataclass(frozen=True)
+class CausalLMOutput(OutputConfig):
+    prompt: str | None = option(None, "after training, print a sample generated from this prompt")
+    max_new_tokens: int = option(60, "length of the generated sample", check=positive)

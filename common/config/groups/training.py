@@ -1,0 +1,120 @@
+"""training: the optimizer, schedule, precision, evaluation cadence, and any other TrainingArguments field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config.fields import (
+    non_negative,
+    option,
+    positive,
+    require,
+    valid_seed,
+)
+from common.config.groups.base import Group
+from common.config.trainer_args import check_trainer_arg
+
+SCHEDULES = ["linear", "cosine", "constant_with_warmup", "constant"]
+# what a classifier's validation reports (common.evaluate.metrics.classification_scores; a test keeps them equal)
+CLASSIFICATION_METRICS = ["loss", "accuracy", "macro_f1", "macro_precision", "macro_recall", "mcc", "roc_auc"]
+CLASSIFICATION_METRICS += ["weighted_f1", "weighted_precision", "weighted_recall"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig(Group):
+    """training"""
+
+    epochs: float | None = option(None, "passes over the training data", check=positive)
+    lr: float | None = option(None, "peak learning rate (linear warmup, then linear decay)", check=positive)
+    batch_size: int | None = option(None, "examples per optimizer step", check=positive)
+    grad_accum: int = option(
+        1,
+        "split each step's --batch-size into N micro-batches whose gradients add up (the same step in less "
+        "memory: --batch-size 64 --grad-accum 4 runs 16 examples at a time)",
+        check=positive,
+        metavar="N",
+    )
+    warmup: float = option(0.1, "warmup: a fraction of the steps (<1) or a step count", check=non_negative)
+    weight_decay: float = option(0.01, "AdamW weight decay", check=non_negative)
+    scheduler: str = option("linear", "learning-rate schedule after warmup", choices=SCHEDULES)
+    precision: str = option(
+        "auto",
+        "auto: bf16 autocast where the CPU/GPU runs it natively, else fp32",
+        choices=["auto", "bf16", "fp16", "fp32"],
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the model: on a GPU it doubled the causal LM's step rate after ~60 s of compiling (H100); on "
+        "a 2-core CPU it compiled for 1-2.5 min and ran no faster. The compile time is logged",
+    )
+    gradient_checkpointing: bool = option(
+        False,
+        "recompute each block's activations in the backward pass instead of keeping them: much less memory for "
+        "long sequences or large batches, for about a third more compute per step",
+    )
+    seed: int = option(42, "seeds the split, the sampling, the head init and the data order", check=valid_seed)
+    logging_steps: int | None = option(
+        None,
+        "log the training loss every N steps (default: 25, or fewer in a short run, so that its curve has 10 "
+        "points or more)",
+        check=positive,
+        metavar="N",
+    )
+    eval_steps: int | None = option(None, "validate every N steps instead of every epoch", check=positive)
+    early_stopping_patience: int | None = option(
+        None,
+        "stop after N validations without improvement of --best-metric; the best model is kept",
+        check=positive,
+        metavar="N",
+    )
+    best_metric: str = option(
+        "accuracy",
+        "validation metric that early stopping and --search watch: " + ", ".join(CLASSIFICATION_METRICS),
+        choices=CLASSIFICATION_METRICS,
+        metavar="METRIC",
+    )
+
+    trainer_arg: list[str] = option(
+        [],
+        "any other TrainingArguments field, e.g. --trainer-arg optim=adafactor max_grad_norm=0.5 "
+        "'lr_scheduler_kwargs={\"num_cycles\": 2}' (values are read as JSON where they are JSON); repeatable; "
+        "in a --config file, a trainer: block",
+        metavar="KEY=VALUE",
+        check=check_trainer_arg,
+        repeatable=True,
+        searchable=False,
+    )
+
+    def check(self) -> None:
+        if self.precision == "fp16":  # checked here, before any data or model is loaded
+            import torch
+
+            require(torch.cuda.is_available(), "--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this machine")
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.best_metric not in ("loss", "perplexity")
+
+
+@dataclass(frozen=True)
+class CausalLMTraining(TrainingConfig):
+    best_metric: str = option(
+        "loss", "validation metric that early stopping and --search watch", choices=["loss", "next_token_accuracy"]
+    )
+    lm_loss: str = option(
+        "auto",
+        "chunked: in training, the output layer and cross-entropy run a chunk of tokens at a time and never hold "
+        "the [tokens x vocabulary] logits in fp32 (the same loss; faster on a CPU, 20%% slower on a GPU); "
+        "standard: the model's own loss; auto: chunked on a CPU, standard on a GPU",
+        choices=["auto", "chunked", "standard"],
+    )
+
+    @property
+    def chunked_lm_loss(self) -> bool:
+        if self.compile:  # the chunked loss is a Python loop: not under compile
+            return False
+        if self.lm_loss == "auto":
+            import torch  # here, not at the top: --help must not wait for torch
+
+            return not torch.cuda.is_available()
+        return self.lm_loss == "chunked"
