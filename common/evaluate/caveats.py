@@ -31,6 +31,12 @@ def accuracy_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def matrix_interval(matrix: list[list[int]]) -> tuple[float, float]:
+    """The 95% interval of the accuracy a confusion matrix shows (its diagonal out of its total)."""
+    counts = np.asarray(matrix)
+    return accuracy_interval(int(np.trace(counts)), int(counts.sum()))
+
+
 def class_balance_loss(train_counts: list[int], eval_counts: list[int]) -> float:
     """The cross-entropy on the evaluated split of a model that always predicts the training class frequencies:
     what a model that learned nothing from the texts scores."""
@@ -65,9 +71,8 @@ def classification_caveats(
             f"Every test example was predicted '{only}': the accuracy is that class's share of the test split, and "
             f"precision/recall/F1 of the other classes are 0 by definition, not by measurement."
         )
-    n = int(np.asarray(matrix).sum())
-    correct = int(np.trace(np.asarray(matrix)))
-    low, high = accuracy_interval(correct, n)
+    n, correct = int(np.asarray(matrix).sum()), int(np.trace(np.asarray(matrix)))
+    low, high = matrix_interval(matrix)
     if (high - low) / 2 > WIDE_INTERVAL:
         caveats.append(
             f"The test split has {n} examples: its accuracy {correct / max(n, 1):.3f} is known only to within "

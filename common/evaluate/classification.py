@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common.evaluate.attributions import token_attributions
-from common.evaluate.caveats import accuracy_interval, classification_caveats
+from common.evaluate.caveats import classification_caveats, matrix_interval
 from common.evaluate.metrics import classification_scores, confusion, softmax
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def evaluate_classifier(
         class_counts,
         attributions,
         caveats,
-        accuracy_interval(int((predictions == labels).sum()), len(labels)),
+        matrix_interval(matrix),
     )
 
 

@@ -25,8 +25,8 @@ def model_card(config: dict, metrics: dict, evaluation=None) -> str:
     """README.md for an output folder (or the hub repo --push-to-hub uploads it to)."""
     task = config["task"]
     pipeline_tag = PIPELINES[task]
-    where = config.get("push_to_hub") or config.get("output_dir") or "."
-    name = Path(str(config.get("push_to_hub") or config.get("output_dir") or "model")).name
+    where = config.get("push_to_hub") or config.get("output_dir") or "."  # the snippet loads from here
+    name = Path(where).name or "model"
     adapter = bool(config.get("lora_r")) and not config.get("merge_lora")
     base, data = base_model(config.get("model")), training_data(config)
     shown = [m for m in MAIN_METRICS[task] if f"test_{m}" in metrics]

@@ -179,7 +179,7 @@ CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
 # settings whose `auto` matches any value a checkpoint recorded: max_length's auto resolves from the data and is
 # recorded as the length used; lm_loss's chunked and standard losses are the same loss (runs before lm_loss had
 # auto recorded chunked, and were refused on --resume once auto became the default)
-RESOLVED_FROM_DATA = {"max_length", "lm_loss"}
+AUTO_MATCHES_ANY = {"max_length", "lm_loss"}
 
 
 def resume_point(config: RunConfig) -> str | None:
@@ -232,7 +232,7 @@ def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
         for name in sorted(set(now) | set(saved))
         if name not in CHANGEABLE_ON_RESUME
         and now.get(name) != saved.get(name)
-        and not (name in RESOLVED_FROM_DATA and now.get(name) == "auto")
+        and not (name in AUTO_MATCHES_ANY and now.get(name) == "auto")
     ]
     if changed:
         raise UserError(
