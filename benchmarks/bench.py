@@ -11,8 +11,8 @@
 5. peak resident memory of every run;
 6. where an `ours` training step's time goes (benchmarks/step_profile.py): the dense matmuls' share and
    in-step rate, which bound the fraction of the roofline any step of that shape can reach, and the other ops;
-7. the host's cost of a step on a ~zero-compute model, ours against a plain fp32 Trainer (benchmarks/overhead.py):
-   what a GPU cannot hide for small models, measurable on a CPU too.
+7. the host's cost of a step on a ~zero-compute model, ours (and ours forced to bf16) against a plain fp32
+   Trainer (benchmarks/overhead.py): what a GPU cannot hide for small models, measurable on a CPU too.
 On a GPU: the roofline is a bf16 8192^3 matmul on it and the fraction of it is the MFU; every way runs 40 steps
 (causal LM 20); peak GPU memory replaces peak RSS; the step profile adds how busy the GPU was; and rows with
 the GPU given more work are added (LARGE_BATCH_ROWS: larger batches, the causal LM also compiled).
@@ -202,8 +202,10 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"Host overhead per step on a ~zero-compute model (1-layer BERT, width 16; `benchmarks/overhead.py`): "
-            f"ours {o['ours_ms_per_step']:.1f} ms, ours-fp32 {o['ours_fp32_ms_per_step']:.1f} ms, a plain fp32 "
-            f"Trainer {o['plain_ms_per_step']:.1f} ms: ours is {o['ours_vs_plain']:.2f}x the plain step.",
+            f"ours ({o['ours_precision']}, as --precision auto picks for a step this small) "
+            f"{o['ours_ms_per_step']:.1f} ms, ours forced to bf16 {o['ours_bf16_ms_per_step']:.1f} ms, a plain fp32 "
+            f"Trainer {o['plain_ms_per_step']:.1f} ms: ours is {o['ours_vs_plain']:.2f}x the plain step "
+            f"({o['ours_bf16_vs_plain']:.2f}x in bf16).",
         ]
     if report.get("step_profile"):
         lines += [

@@ -39,7 +39,14 @@ from transformers import Trainer, TrainingArguments, default_data_collator, set_
 from common import assets  # noqa: E402
 from common.data import tables, tokens  # noqa: E402
 from common.evaluate.metrics import classification_metrics  # noqa: E402
-from common.model import adapt, load_causal_lm, load_classifier, load_tokenizer, pad_with_end_of_text  # noqa: E402
+from common.model import (  # noqa: E402
+    adapt,
+    load_causal_lm,
+    load_classifier,
+    load_tokenizer,
+    matmul_flops_per_token,
+    pad_with_end_of_text,
+)
 from common.runtime import hardware, precision_flags, scratch_dir  # noqa: E402
 from common.train import RecipeTrainer, training_arguments  # noqa: E402
 from recipes import bert_classification, causal_lm, gpt2_sentiment  # noqa: E402
@@ -97,20 +104,6 @@ class TimedTrainer(Timed, Trainer):
 
 class TimedRecipeTrainer(Timed, RecipeTrainer):
     pass
-
-
-def matmul_flops_per_token(model, causal: bool) -> float:
-    embedding_ids = {id(p) for p in model.get_input_embeddings().parameters()}
-    position = [m for n, m in model.named_modules() if n.endswith(("wpe", "position_embeddings"))]
-    embedding_ids |= {id(p) for m in position for p in m.parameters()}
-    dense = [p for p in model.parameters() if id(p) not in embedding_ids]
-    forward = sum(p.numel() for p in dense)
-    trainable = sum(p.numel() for p in dense if p.requires_grad)
-    if causal:  # the tied LM head is a matmul with the embedding matrix: count it as dense work
-        head = model.get_input_embeddings().weight
-        forward += head.numel()
-        trainable += head.numel() if head.requires_grad else 0
-    return 2.0 * forward + 4.0 * trainable
 
 
 def classification_data(case: dict, way: str, tokenizer, n_train: int, seed: int):
@@ -205,7 +198,7 @@ def measure(
     )
     common = dict(eval_strategy="no", per_device_eval_batch_size=64, disable_tqdm=True, **budget)
     if fast:  # the recipes' own TrainingArguments and Trainer, logging every --logging-steps as the recipes do
-        args = training_arguments(config, scratch_dir(), **common)
+        args = training_arguments(config, scratch_dir(), model=model, **common)
         trainer_class = TimedRecipeTrainer
     else:  # a plain Trainer as the examples and tutorials set it up
         args = TrainingArguments(
@@ -237,7 +230,7 @@ def measure(
     finished = time.perf_counter()  # the last step ends when its kernels do (no checkpoint, no eval to wait for)
     elapsed = finished - trainer.started
     useful = int(trainer.useful)
-    flops = matmul_flops_per_token(model, case["kind"] == "causal")
+    flops = matmul_flops_per_token(model)
     quality = {}
     if train_examples and case["kind"] == "classification":
         quality["test_accuracy"] = trainer.evaluate(test)["eval_accuracy"]

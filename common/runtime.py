@@ -18,6 +18,8 @@ import torch
 
 from common.errors import UserError
 
+logger = logging.getLogger(__name__)
+
 
 def world_size() -> int:
     """Processes started by torchrun / accelerate launch (they set WORLD_SIZE); 1 for a plain `python recipe.py`."""
@@ -51,22 +53,63 @@ def data_workers() -> int:
 
 
 def bf16_is_fast() -> bool:
-    """Whether bf16 autocast runs natively here: Ampere+ GPUs, or CPUs with AVX512-BF16/AMX (else it is emulated, slow)."""
+    """Whether bf16 autocast runs natively here: Ampere+ GPUs, or CPUs with AVX512-BF16/AMX (else it is emulated,
+    slow: torch's own check counts emulation as support, and so would pick bf16 on a T4 or V100)."""
     if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # private helpers; older/other builds may lack them
         return False
 
 
-def precision_flags(precision: str) -> dict:
-    """TrainingArguments flags for --precision auto|bf16|fp16|fp32 (auto: bf16 autocast where it is fast)."""
+# bf16 autocast costs the same for every op and weight whatever its size (a cast of each weight each step, every op
+# dispatched through autocast) and saves in proportion to the matmul work, so below some work per step it is
+# slower than fp32. In training FLOPs of a forward and backward pass (common.train.arguments.step_flops):
+# - CPU (2 cores, AVX512-BF16): bf16 took 1.20x fp32's step at 7e7, 1.08x at 2.8e8, 0.82x at 1.1e9 and 0.40x at
+#   1.2e11 (BERTs of width 16 to 384, batch 32 x 56, measured side by side; the bert recipe's default is 1.3e11)
+# - CUDA (H100, ../shared/gpu): at the classifiers' defaults (1.3e11 and 3.6e11) fp32 with padding to 128 ran
+#   1.5-3x the examples/s of bf16 autocast; at the causal LM's (1.7e12) the two were about even
+BF16_PAYS_FROM = {"cpu": 5e8, "cuda": 1e12}
+
+
+def auto_precision(step_flops: float | None = None) -> str:
+    """--precision auto: bf16 autocast where this CPU/GPU runs it natively and a step has the matmul work to pay
+    for it (`step_flops`, when known); else fp32."""
+    if not bf16_is_fast():
+        return "fp32"
+    if step_flops is None:
+        return "bf16"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = "bf16" if step_flops >= BF16_PAYS_FROM[device] else "fp32"
+    logger.info(
+        "precision auto: %s (a micro-batch is %.1e training FLOPs; on this %s bf16 autocast pays for its casts "
+        "from %.0e)%s",
+        "bf16 autocast" if precision == "bf16" else "fp32",
+        step_flops,
+        "GPU" if device == "cuda" else "CPU",
+        BF16_PAYS_FROM[device],
+        "" if precision == "bf16" else "; --precision bf16 to use it anyway",
+    )
+    return precision
+
+
+def precision_flags(precision: str, step_flops: float | None = None) -> dict:
+    """TrainingArguments flags for --precision auto|bf16|fp16|fp32 (auto: see auto_precision). When auto picks
+    fp32 on a GPU that has bf16, its matmuls run in TF32 (tensor cores, 10-bit mantissa: finer than bf16's 7)."""
+    tf32 = False
     if precision == "auto":
-        precision = "bf16" if bf16_is_fast() else "fp32"
+        precision = auto_precision(step_flops)
+        tf32 = precision == "fp32" and has_tf32()
     if precision == "fp16" and not torch.cuda.is_available():
         raise UserError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this machine")
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    flags = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    return {**flags, "tf32": True} if tf32 else flags
+
+
+def has_tf32() -> bool:
+    """An NVIDIA GPU with TF32 tensor cores (Ampere and newer)."""
+    return torch.cuda.is_available() and torch.version.cuda is not None and torch.cuda.get_device_capability()[0] >= 8
 
 
 def hardware() -> str:

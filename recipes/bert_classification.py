@@ -70,7 +70,7 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
     hooks = technique_hooks(config, model, splits["train"]["labels"], label_names)
     trainer = RecipeTrainer(
         model=model,
-        args=training_arguments(config),
+        args=training_arguments(config, model=model),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=padding_collator(tokenizer),

@@ -70,7 +70,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
     # 5. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
     trainer = RecipeTrainer(
         model=model,
-        args=training_arguments(config),
+        args=training_arguments(config, model=model),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=default_data_collator,

@@ -84,6 +84,22 @@ def parameter_counts(model) -> tuple[int, int]:
     return trainable, total
 
 
+def matmul_flops_per_token(model) -> float:
+    """Training FLOPs per token, as matmul work: forward 2 x every weight a matmul uses (all but the embedding
+    lookups; a tied LM head counts, as a matmul with the embedding matrix), backward 4 x the trainable ones.
+    Attention scores (small at the recipes' lengths) are left out."""
+    lookups = {id(p) for p in model.get_input_embeddings().parameters()}
+    positions = [m for n, m in model.named_modules() if n.endswith(("wpe", "position_embeddings"))]
+    lookups |= {id(p) for m in positions for p in m.parameters()}
+    head = model.get_output_embeddings()
+    if head is not None:  # tied to the token embeddings or not, the LM head is a matmul
+        lookups.discard(id(head.weight))
+    dense = [p for p in model.parameters() if id(p) not in lookups]
+    forward = sum(p.numel() for p in dense)
+    trainable = sum(p.numel() for p in dense if p.requires_grad)
+    return 2.0 * forward + 4.0 * trainable
+
+
 def log_parameter_counts(model) -> None:
     trainable, total = parameter_counts(model)
     logger.info("parameters: %s trainable of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)

@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 from common.config import RunConfig
 from common.config.trainer_args import trainer_overrides
 from common.errors import UserError, first_line
+from common.model import matmul_flops_per_token
 from common.runtime import check_one_gpu_per_process, data_workers, precision_flags, scratch_dir, world_size
 from common.train.checkpoints import checkpoint_dir, tensorboard_dir
 
@@ -19,10 +20,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_LOGGING_STEPS = 25
 
 
-def training_arguments(config: RunConfig, work_dir: str | None = None, **overrides) -> TrainingArguments:
-    """Evaluate every epoch (or --eval-steps), bf16 when fast, and no intermediate checkpoints unless --save-steps
-    asks for them or --early-stopping-patience needs them. `work_dir`: where Trainer may write (default: a scratch
-    folder removed at exit; the result is saved by common.run.save_run).
+def training_arguments(config: RunConfig, work_dir: str | None = None, *, model=None, **overrides) -> TrainingArguments:
+    """Evaluate every epoch (or --eval-steps), bf16 when it is faster, and no intermediate checkpoints unless
+    --save-steps asks for them or --early-stopping-patience needs them. `work_dir`: where Trainer may write
+    (default: a scratch folder removed at exit; the result is saved by common.run.save_run). `model`: the model
+    to train, whose size per step --precision auto weighs (without it, auto takes bf16 wherever it is native).
 
     --batch-size is the global batch (examples per optimizer step), whatever the number of processes and
     micro-batches: under torchrun/accelerate launch each of N processes takes batch_size / N, and --grad-accum A
@@ -79,7 +81,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         average_tokens_across_devices=config.task == "causal_lm",
         torch_compile=training.compile,
         activation_checkpointing=training.gradient_checkpointing,
-        **precision_flags(training.precision),
+        **precision_flags(training.precision, step_flops(config, model)),
     )
     if output.report_to == "tensorboard":  # read by Trainer's TensorBoard callback; save_run keeps the folder
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(output.output_dir))
@@ -109,3 +111,14 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, **overrid
         if not training.trainer_arg:
             raise
         raise UserError(f"--trainer-arg {' '.join(training.trainer_arg)}: {first_line(e)}") from None
+
+
+def step_flops(config: RunConfig, model) -> float | None:
+    """Training FLOPs of one forward and backward pass (a micro-batch in one process), at most: examples of the
+    causal LM's --block-size or a classifier's --max-length. None without the model, or while --max-length is
+    still `auto`."""
+    length = getattr(config.data, "block_size", None) or getattr(config.data, "max_length", None)
+    if model is None or not isinstance(length, int):
+        return None
+    examples = config.training.batch_size // (world_size() * config.training.grad_accum)
+    return matmul_flops_per_token(model) * examples * length

@@ -148,3 +148,25 @@ def test_set_dropout_reaches_modules_attention_rates_and_config(tiny_bert, tiny_
     layers.set_dropout(llama, 0.2)
     assert {m.attention_dropout for m in llama.modules() if hasattr(m, "attention_dropout")} == {0.2}
     assert llama.config.attention_dropout == 0.2
+
+
+# one tiny-GPT-2 block, n_embd 32: ln_1 64 + c_attn 32*96+96 + attn c_proj 32*32+32 + ln_2 64 + c_fc 32*128+128 +
+# c_proj 128*32+32
+GPT2_BLOCK = 64 + 3168 + 1056 + 64 + 4224 + 4128
+
+
+def test_flops_per_token_by_hand_for_a_tiny_gpt2_classifier(tiny_gpt2):
+    _, model = classifier(tiny_gpt2)
+    layers.freeze_bottom_layers(model, 1)
+    dense = 2 * GPT2_BLOCK + 64 + 64  # two blocks, ln_f, score head (2x32, no bias); wte/wpe are lookups
+    trainable = GPT2_BLOCK + 64 + 64  # block 0 and the embeddings are frozen
+    assert layers.matmul_flops_per_token(model) == 2 * dense + 4 * trainable
+
+
+def test_flops_per_token_count_a_tied_lm_head_once_as_a_matmul(tiny_gpt2):
+    tokenizer = modeling.load_tokenizer(str(tiny_gpt2))
+    model = modeling.load_causal_lm(ModelConfig(model=str(tiny_gpt2)), tokenizer)
+    head = model.get_output_embeddings().weight
+    assert head is model.get_input_embeddings().weight  # tied
+    dense = 2 * GPT2_BLOCK + 64 + head.numel()  # the head is the [vocabulary x 32] embedding, used as a matmul
+    assert layers.matmul_flops_per_token(model) == 6 * dense

@@ -1,8 +1,17 @@
+import logging
+
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from common import runtime
+from common.config import ModelConfig
 from common.errors import UserError
+from common.model import adapt, load_config
+from common.model import load as modeling
 from common.train import training_arguments
+from common.train.arguments import step_flops
+from recipes import bert_classification, causal_lm, gpt2_sentiment
 from tests.conftest import classification_config
 
 SMALL = dict(epochs=1.0, lr=1e-4, batch_size=4, max_length=16, seed=7, logging_steps=5, precision="fp32")
@@ -46,4 +55,43 @@ def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch, tmp_path):
 def test_on_a_gpu_batches_are_prepared_by_workers_into_pinned_memory(tmp_path):
     targs = training_arguments(classification_config(**{**SMALL, "precision": "auto"}), tmp_path)
     assert targs.dataloader_num_workers > 0 and targs.dataloader_pin_memory and targs.dataloader_persistent_workers
-    assert targs.bf16 == torch.cuda.is_bf16_supported()
+    assert targs.bf16 == torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def test_precision_auto_trains_a_tiny_model_in_fp32_even_where_bf16_is_native(monkeypatch, tmp_path, tiny_bert, caplog):
+    monkeypatch.setattr(runtime, "bf16_is_fast", lambda: True)
+    config = classification_config(**{**SMALL, "precision": "auto"})
+    tokenizer = modeling.load_tokenizer(str(tiny_bert))
+    model = modeling.load_classifier(ModelConfig(model=str(tiny_bert)), ["a", "b"], tokenizer)
+    assert step_flops(config, model) < runtime.BF16_PAYS_FROM["cpu"]
+    with caplog.at_level(logging.INFO, logger="common.runtime"):
+        assert not training_arguments(config, tmp_path, model=model).bf16
+    assert "precision auto: fp32 (a micro-batch is" in caplog.text and "--precision bf16 to use it" in caplog.text
+    assert training_arguments(config, tmp_path).bf16  # the model unknown: bf16 wherever it is native
+
+
+def default_model(recipe):
+    """The recipe's default model as it trains (its freezing applied), on the meta device: shapes, no weights."""
+    config = recipe.DEFAULTS
+    with torch.device("meta"):
+        if config.task == "causal_lm":
+            model = AutoModelForCausalLM.from_config(load_config(config.model.model))
+        else:
+            config = config.derive(max_length=64)  # what --max-length auto takes for the embedded snippets
+            model = AutoModelForSequenceClassification.from_config(load_config(config.model.model, num_labels=2))
+    return config, adapt(model, config.techniques, config.task)
+
+
+@pytest.mark.parametrize(
+    "recipe, on_a_gpu",
+    [(bert_classification, "fp32"), (gpt2_sentiment, "fp32"), (causal_lm, "bf16")],
+    ids=["bert", "sentiment", "causal_lm"],
+)
+def test_precision_auto_at_the_recipes_defaults(recipe, on_a_gpu):
+    """On a CPU with bf16 every default run keeps bf16 (2.5x fp32's speed there; the recorded results are bf16's).
+    On a GPU the classifiers' default steps are bound by the host, where fp32 ran faster (H100); the causal LM's
+    has the matmul work for bf16."""
+    config, model = default_model(recipe)
+    flops = step_flops(config, model)
+    assert flops >= runtime.BF16_PAYS_FROM["cpu"]
+    assert ("bf16" if flops >= runtime.BF16_PAYS_FROM["cuda"] else "fp32") == on_a_gpu
