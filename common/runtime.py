@@ -96,15 +96,15 @@ def auto_precision(step_flops: float | None = None) -> str:
 
 def precision_flags(precision: str, step_flops: float | None = None) -> dict:
     """TrainingArguments flags for --precision auto|bf16|fp16|fp32 (auto: see auto_precision). When auto picks
-    fp32 on a GPU that has bf16, its matmuls run in TF32 (tensor cores, 10-bit mantissa: finer than bf16's 7)."""
-    tf32 = False
-    if precision == "auto":
-        precision = auto_precision(step_flops)
-        tf32 = precision == "fp32" and has_tf32()
-    if precision == "fp16" and not torch.cuda.is_available():
+    fp32 on a GPU that has TF32 tensor cores, its matmuls run in TF32 (a 10-bit mantissa: finer than bf16's 7);
+    an fp32 asked for is plain fp32."""
+    chosen = auto_precision(step_flops) if precision == "auto" else precision
+    if chosen == "fp16" and not torch.cuda.is_available():
         raise UserError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this machine")
-    flags = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-    return {**flags, "tf32": True} if tf32 else flags
+    flags = {"bf16": chosen == "bf16", "fp16": chosen == "fp16"}
+    if has_tf32():  # set either way: TF32 is a setting of the whole process, which may run more than one training
+        flags["tf32"] = precision == "auto" and chosen == "fp32"
+    return flags
 
 
 def has_tf32() -> bool:
