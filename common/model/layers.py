@@ -88,7 +88,10 @@ def matmul_flops_per_token(model) -> float:
     """Training FLOPs per token, as matmul work: forward 2 x every weight a matmul uses (all but the embedding
     lookups; a tied LM head counts, as a matmul with the embedding matrix), backward 4 x the trainable ones.
     Attention scores (small at the recipes' lengths) are left out."""
-    lookups = {id(p) for p in model.get_input_embeddings().parameters()}
+    try:
+        lookups = {id(p) for p in model.get_input_embeddings().parameters()}
+    except (NotImplementedError, AttributeError):  # a model of its own code that does not say: count them all
+        lookups = set()
     positions = [m for n, m in model.named_modules() if n.endswith(("wpe", "position_embeddings"))]
     lookups |= {id(p) for m in positions for p in m.parameters()}
     head = model.get_output_embeddings()
