@@ -4,12 +4,14 @@ Run in its own process by benchmarks/bench.py so that peak memory is per run:
   python -m benchmarks.throughput sentiment ours --steps 20
 
 Ways of running (the baselines are faithful to how the tutorials and the standard examples do it):
-  ours         the recipe's own TrainingArguments (training_arguments()) and RecipeTrainer: bf16 autocast
-               where native, each batch padded to its own longest example (to a multiple of 8 on CUDA only),
+  ours         the recipe's own TrainingArguments (training_arguments(model=...)) and RecipeTrainer:
+               --precision auto (bf16 autocast where native and the step has the matmul work for it: every
+               case on a CPU; on a GPU the causal LM and large batches, the classifiers' defaults in fp32 with
+               TF32), each batch padded to its own longest example (to a multiple of 8 on CUDA only),
                length-grouped batches, truncation at the recipe's --max-length, --attention auto (eager at
                these lengths on a CPU), the loss checked for NaN only when logged; causal LM: --packing
                documents, --lm-loss auto (chunked on a CPU); the recipe's --freeze-layers / --freeze-embeddings
-  ours-fp32    the same without bf16; ours-compile: the same plus --compile
+  ours-fp32    the same in plain fp32; ours-compile: the same plus --compile
   hf-examples  fp32, every example padded to max_seq_length=128 (run_glue's default); for the causal LM,
                the same concatenate-and-chunk blocks in fp32; transformers' default attention (SDPA) and loss
   seeds        fp32, the whole set tokenized with padding=True: every example padded to the longest in the set

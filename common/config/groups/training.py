@@ -40,8 +40,8 @@ class TrainingConfig(Group):
     precision: str = option(
         "auto",
         "auto: bf16 autocast where the CPU/GPU runs it natively and a micro-batch has the matmul work to pay for "
-        "its casts (on a CPU from ~5e8 FLOPs, on a GPU from ~1e12: there the classifiers' default batches run "
-        "faster in fp32, with TF32 matmuls); else fp32. The log says when auto takes fp32",
+        "its casts (on a CPU from ~5e8 FLOPs; on a GPU from ~1e12, since the classifiers' default batches ran "
+        "faster in fp32 on an H100); else fp32, with TF32 matmuls on a GPU. The log says what auto took",
         choices=["auto", "bf16", "fp16", "fp32"],
     )
     compile: bool = option(
