@@ -6,7 +6,7 @@ token. Decoder LMs such as GPT-2 have no pad token, so the end-of-text token pad
 in the model config so pooling skips the padding. Step 3 below is where this recipe differs from the BERT one.
 
 Out of the box: the embedded SmolLM2-135M on the embedded Rotten Tomatoes snippets (fresh vs rotten),
-bottom layers frozen, bf16 autocast where the CPU/GPU supports it.
+bottom layers frozen, bf16 autocast where it is native and pays (--precision auto).
   python recipes/gpt2_sentiment.py                              # the default run (make sentiment)
   python recipes/gpt2_sentiment.py --model gpt2 --dataset imdb  # with the hub
   python recipes/gpt2_sentiment.py --train-file reviews.csv --text-column review --label-column stars

@@ -40,7 +40,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, *, model=
             f"--batch-size {training.batch_size} does not split evenly over {' x '.join(parts)}; "
             f"use a multiple of {processes * accumulate}"
         )
-    micro_batch = training.batch_size // (processes * accumulate)
+    micro_batch = micro_batch_size(config)
     workers = data_workers()
     if accumulate > 1:
         logger.info("%s of %d examples per step (global batch %d)", " x ".join(parts), micro_batch, training.batch_size)
@@ -120,5 +120,10 @@ def step_flops(config: RunConfig, model) -> float | None:
     length = getattr(config.data, "block_size", None) or getattr(config.data, "max_length", None)
     if model is None or not isinstance(length, int):
         return None
-    examples = config.training.batch_size // (world_size() * config.training.grad_accum)
-    return matmul_flops_per_token(model) * examples * length
+    return matmul_flops_per_token(model) * micro_batch_size(config) * length
+
+
+def micro_batch_size(config: RunConfig) -> int:
+    """Examples per forward and backward pass in one process: --batch-size split over the processes and the
+    --grad-accum micro-batches (training_arguments refuses a batch that does not split evenly)."""
+    return config.training.batch_size // (world_size() * config.training.grad_accum)
