@@ -12,6 +12,7 @@ MODEL ?= outputs/bert_classification
 help:
 	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
 	@echo "make new-recipe NAME=my_task FROM=bert_classification [DATA=f.csv TEXT=col LABEL=col MODEL=m]"
+	@echo "                 (a chat recipe's columns: PROMPT=col RESPONSE=col)"
 	@echo "                 copy a recipe pointed at your data, with a config for variants and a smoke test"
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
@@ -40,7 +41,8 @@ recipes:
 new-recipe: env
 	@test -n "$(NAME)" || { echo "error: give the new recipe a name: make new-recipe NAME=my_task FROM=$(FROM)"; exit 2; }
 	$(BIN)/python tools/new_recipe.py $(NAME) $(FROM) $(if $(DATA),--data $(DATA)) $(if $(TEXT),--text $(TEXT)) \
-		$(if $(LABEL),--label $(LABEL)) $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
+		$(if $(LABEL),--label $(LABEL)) $(if $(PROMPT),--prompt $(PROMPT)) $(if $(RESPONSE),--response $(RESPONSE)) \
+		$(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 # The make targets re-run into their fixed output folder (--overwrite); run the scripts directly to keep runs apart.
 sentiment: env

@@ -99,7 +99,7 @@ def measure(way: str, model_folder: str, steps: int, warmup: int) -> tuple[float
     if way.startswith("ours"):
         if way == "ours-bf16":
             config = config.derive(precision="bf16")
-        model = adapt(model, config.techniques, config.task)
+        model = adapt(model, config.techniques)
         args = training_arguments(config, scratch_dir(), model=model, **budget)
         trainer = RecipeTrainer(
             model=model, args=args, train_dataset=dataset, data_collator=tokens.padding_collator(tokenizer)

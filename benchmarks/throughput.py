@@ -192,7 +192,7 @@ def measure(
         model = load_causal_lm(spec, tokenizer, block_size=length)
     # the recipes' own model changes: --freeze-*; for the causal LM our way the loss --lm-loss auto picks here
     chunked = fast and config.task == "causal_lm" and config.training.chunked_lm_loss
-    model = adapt(model, config.techniques, config.task, chunked_lm_loss=chunked)
+    model = adapt(model, config.techniques, chunked_lm_loss=chunked)
     budget = (
         dict(num_train_epochs=1, learning_rate=1e-4)
         if train_examples

@@ -6,6 +6,8 @@
   train       TrainingArguments, RecipeTrainer, the techniques that hook into training (losses, callbacks, LR groups)
   evaluate    metrics and the test split looked at closely; returns data
   report      renders it: terminal table, report.md, model card, plots, explain.html
+  tasks       the kinds of run (classification, causal_lm, ...), a module each: its configuration, and what the
+              code shared by every kind asks of it (report parts, model card, predicting and serving a saved run)
   run         the output folder (check, resume, atomic save), k-fold and search, starting a recipe
   serve       predictions and an HTTP server for a saved run
 

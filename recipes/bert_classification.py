@@ -16,13 +16,13 @@ early stopping, long texts (head+tail, sliding windows), augmentation.
 """
 
 from common.config import (
-    ClassificationConfig,
     ClassificationData,
     ClassificationOutput,
     ModelConfig,
     TrainingConfig,
     answer_help,
 )
+from common.tasks.classification import ClassificationConfig
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = ClassificationConfig(
@@ -61,7 +61,7 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
     max_length = fit_max_length(config.data, splits["train"], tokenizer, model_positions(config.model))
     config = config.derive(max_length=max_length)  # run_config.json records the length used
     model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
-    model = adapt(model, config.techniques, config.task)
+    model = adapt(model, config.techniques)
     datasets = classification_datasets(
         splits, tokenizer, config.data.text_column, config.data.max_length, config.data.long_text, config.data.stride
     )

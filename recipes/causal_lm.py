@@ -1,8 +1,7 @@
 """Causal language-model fine-tuning on a text corpus (domain adaptation), with perplexity before and after.
 
-The corpus is tokenized, documents are joined with an end-of-text token, and the stream is cut into
-blocks of --block-size tokens; the model learns to predict each next token. Held-out perplexity
-(exp of the mean token loss) is measured on the test blocks before and after training.
+Documents are tokenized, joined with an end-of-text token and cut into blocks of --block-size tokens; the model
+learns to predict each next token. Test perplexity (exp of the mean token loss) is measured before and after training.
 
 Out of the box: the embedded SmolLM2-135M on the embedded Shakespeare plays.
   python recipes/causal_lm.py --epochs 3                        # the default corpus, three passes
@@ -13,7 +12,8 @@ Supports: any causal-LM checkpoint; .txt files/folders, csv/json/jsonl/parquet (
 a --prompt sample after training; the README's techniques: freezing, LoRA, layer-wise learning rates, ...
 """
 
-from common.config import CausalLMConfig, CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig, answer_help
+from common.config import CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig, answer_help
+from common.tasks.causal_lm import CausalLMConfig
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = CausalLMConfig(
@@ -65,7 +65,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
 
     # 4. model; then --freeze-*, --dropout, --lm-loss, --lora-r
     model = load_causal_lm(config.model, tokenizer, data.block_size)
-    model = adapt(model, config.techniques, config.task, chunked_lm_loss=config.training.chunked_lm_loss)
+    model = adapt(model, config.techniques, chunked_lm_loss=config.training.chunked_lm_loss)
 
     # 5. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
     trainer = RecipeTrainer(

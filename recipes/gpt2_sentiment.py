@@ -17,7 +17,6 @@ unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smooth
 """
 
 from common.config import (
-    ClassificationConfig,
     ClassificationData,
     ClassificationOutput,
     ClassificationTechniques,
@@ -25,6 +24,7 @@ from common.config import (
     TrainingConfig,
     answer_help,
 )
+from common.tasks.classification import ClassificationConfig
 
 # What this recipe runs with no flags; every flag (see --help) changes one of these settings.
 DEFAULTS = ClassificationConfig(
@@ -66,7 +66,7 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
     max_length = fit_max_length(config.data, splits["train"], tokenizer, model_positions(config.model))
     config = config.derive(max_length=max_length)  # run_config.json records the length used
     model = load_classifier(config.model, label_names, tokenizer, config.data.max_length)
-    model = adapt(model, config.techniques, config.task)  # --freeze-*, --dropout, --lora-r
+    model = adapt(model, config.techniques)  # --freeze-*, --dropout, --lora-r
     datasets = classification_datasets(
         splits, tokenizer, config.data.text_column, config.data.max_length, config.data.long_text, config.data.stride
     )

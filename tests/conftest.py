@@ -152,6 +152,6 @@ def run_recipe(recipe: str, *args, cwd=None) -> subprocess.CompletedProcess:
 
 def classification_config(**settings):
     """A classification run configuration with the given settings (flat names, as on the command line)."""
-    from common.config import ClassificationConfig
+    from common.tasks.classification import ClassificationConfig
 
     return ClassificationConfig().derive(**{"model": "tiny", "output_dir": "unused", **settings})

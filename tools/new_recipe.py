@@ -14,57 +14,15 @@ Writes three files, renamed, and never replaces one that exists:
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-CLASSIFICATION_TEST = '''"""Smoke test for recipes/{name}.py (made by `make new-recipe` from {source}): a tiny model, a few rows
-with the columns that the recipe's DEFAULTS name."""
-
-import json
-
-import pandas as pd
-
-from common.run import from_argv
-from recipes import {name}
-
-
-def test_{name}_trains_evaluates_and_saves(tiny_{model}, tmp_path):
-    data = {name}.DEFAULTS.data
-    rows = {{column: [f"a joy from start to finish {{i}}" for i in range(12)] + [f"a tedious mess {{i}}" for i in range(12)]
-            for column in data.text_column}}
-    rows[data.label_column] = ["pos"] * 12 + ["neg"] * 12
-    pd.DataFrame(rows).to_csv(tmp_path / "rows.csv", index=False)
-    out = tmp_path / "out"
-    from_argv({name}.main, {name}.DEFAULTS, ["--model", str(tiny_{model}), "--train-file", str(tmp_path / "rows.csv"),
-                                             "--output-dir", str(out), "--epochs", "1", "--batch-size", "4",
-                                             "--precision", "fp32", "--freeze-layers", "1"])
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["test_accuracy"] <= 1
-    assert json.loads((out / "config.json").read_text())["id2label"] == {{"0": "neg", "1": "pos"}}
-'''
-
-CAUSAL_LM_TEST = '''"""Smoke test for recipes/{name}.py (made by `make new-recipe` from {source}): a tiny model, a small corpus."""
-
-import json
-
-from common.run import from_argv
-from recipes import {name}
-
-
-def test_{name}_trains_evaluates_and_saves(tiny_llama, tmp_path):
-    corpus = tmp_path / "corpus.txt"  # a .txt file: one document, whatever --text-column the DEFAULTS name
-    corpus.write_text("\\n".join(f"line {{i}} of a small corpus" for i in range(200)))
-    out = tmp_path / "out"
-    from_argv({name}.main, {name}.DEFAULTS, ["--model", str(tiny_llama), "--train-file", str(corpus), "--output-dir",
-                                             str(out), "--epochs", "1", "--block-size", "32", "--batch-size", "4",
-                                             "--max-train-samples", "8", "--precision", "fp32"])
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["test_perplexity"] > 1
-'''
+# Make variables that name the data's columns -> this tool's flags; a recipe takes those its task lists
+COLUMN_VARIABLES = {"TEXT": "text", "LABEL": "label", "PROMPT": "prompt", "RESPONSE": "response"}
 
 
 def fail(message: str) -> None:
@@ -86,28 +44,35 @@ CONFIG_TEMPLATE = """# Variants of recipes/{name}.py: python recipes/{name}.py -
 """
 
 
-def check_data(path: str, columns: list[str], causal: bool) -> None:
-    """DATA exists and holds the columns the recipe will read (a .txt corpus needs none)."""
+def source_task(recipe: str):
+    """The kind of run (common.tasks) a recipe's source is, from the configuration class its DEFAULTS are made of."""
     sys.path.insert(0, str(ROOT))
-    from common.data.tables import read_file
+    from common import tasks
+
+    tree = ast.parse(recipe)
+    made_of = next(
+        node.value.func.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+    )
+    return next(task for task in tasks.every() if task.config.__name__ == made_of)
+
+
+def check_data(task, path: str, settings: dict) -> None:
+    """DATA exists and holds the columns the recipe will read (its column `settings`, defaults and given)."""
     from common.errors import UserError
 
     try:
-        table = read_file(path, "DATA", folders=causal)
+        task.check_recipe_data(path, settings)
     except UserError as e:
         fail(str(e))
-    if causal and (Path(path).is_dir() or Path(path).suffix == ".txt"):
-        return
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        fail(
-            f"DATA={path} has no column {', '.join(missing)} (its columns: {', '.join(map(str, table.columns))}); "
-            f"name yours with TEXT=... LABEL=..."
-        )
 
 
-def retarget(recipe: str, data: str | None, text: list[str] | None, label: str | None, model: str | None) -> str:
-    """The recipe's DEFAULTS pointed at DATA, its TEXT and LABEL columns and MODEL; the rest as it was."""
+def retarget(recipe: str, data: str | None, settings: dict, model: str | None) -> str:
+    """The recipe's DEFAULTS pointed at DATA, the data `settings` (its columns) and MODEL; the rest as it was."""
     start = recipe.index("DEFAULTS = ")
     end = recipe.index("\n)\n", start) + 3
     defaults = recipe[start:end]
@@ -115,20 +80,16 @@ def retarget(recipe: str, data: str | None, text: list[str] | None, label: str |
         defaults = re.sub(
             r'model=ModelConfig\(model="[^"]*"\)', f"model=ModelConfig(model={json.dumps(model)})", defaults
         )
-    causal = "CorpusData(" in defaults
-    settings = []
+    lines = []
     if data:
-        settings.append(f"train_file={json.dumps(data)},  # validation/test are split off 80/10/10 unless given")
-    if text:
-        settings.append(f"text_column={json.dumps(text[0] if causal else text)},")
-    if label:
-        settings.append(f"label_column={json.dumps(label)},")
-    if settings:
+        lines.append(f"train_file={json.dumps(data)},  # validation/test are split off 80/10/10 unless given")
+    lines += [f"{name}={json.dumps(value)}," for name, value in settings.items()]
+    if lines:
         opening = re.search(r"data=\w+\(\n", defaults)
         body = defaults[opening.end() :]
         if data:  # the file replaces the dataset the recipe was written for
             body = re.sub(r'^\s*dataset="[^"]*",[^\n]*\n', "", body, count=1, flags=re.M)
-        defaults = defaults[: opening.end()] + "".join(f"        {line}\n" for line in settings) + body
+        defaults = defaults[: opening.end()] + "".join(f"        {line}\n" for line in lines) + body
     return recipe[:start] + defaults + recipe[end:]
 
 
@@ -139,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", help="the training file (relative to where the recipe runs: the repo root)")
     parser.add_argument("--text", nargs="+", metavar="COLUMN", help="its text column (two for sentence pairs)")
     parser.add_argument("--label", metavar="COLUMN", help="its label column (classification)")
+    parser.add_argument("--prompt", metavar="COLUMN", help="its prompt column (chat: prompt/response pairs)")
+    parser.add_argument("--response", metavar="COLUMN", help="its response column (chat: prompt/response pairs)")
     parser.add_argument("--model", help="embedded:NAME, a local folder or a hub id")
     args = parser.parse_args(argv)
     name, source = args.name, args.source.removesuffix(".py").removeprefix("recipes/")
@@ -157,27 +120,32 @@ def main(argv=None) -> None:
         fail(f"{', '.join(taken)} already exist(s); choose another NAME (nothing was written)")
 
     recipe = (ROOT / "recipes" / f"{source}.py").read_text()
-    causal = "CausalLMConfig" in recipe
-    if args.label and causal:
-        fail(f"LABEL= is for classification; {source} is a causal LM (it reads TEXT= only)")
+    task = source_task(recipe)
+    given = {variable: getattr(args, flag) for variable, flag in COLUMN_VARIABLES.items() if getattr(args, flag)}
+    wrong = [variable for variable in given if variable not in task.recipe_columns]
+    if wrong:
+        takes = " ".join(f"{v}=" for v in task.recipe_columns)
+        fail(f"{wrong[0]}= is not a column of a {task.name} recipe; {source} reads {takes} (nothing was written)")
+    settings = task.recipe_settings(given)
     if args.data:
-        columns = (args.text or ["text"])[:1] if causal else [*(args.text or ["text"]), args.label or "label"]
-        check_data(args.data, columns, causal)
-    recipe = retarget(recipe, args.data, args.text, args.label, args.model)
+        defaults = task.config().data
+        check_data(
+            task, args.data, {**{field: getattr(defaults, field) for field in task.recipe_columns.values()}, **settings}
+        )
+    recipe = retarget(recipe, args.data, settings, args.model)
     recipe = recipe.replace(f"recipes/{source}.py", f"recipes/{name}.py").replace(
         f"outputs/{source}", f"outputs/{name}"
     )
     recipe = recipe.replace(
         '"""', f'"""{name}: started from recipes/{source}.py. ', 1
     )  # the first line `make recipes` shows
-    length = "block_size: 512" if causal else "max_length: 256       # default: auto, from the training texts"
+    lengths = {
+        "max_length": "max_length: 256       # default: auto, from the training texts",
+        "block_size": "block_size: 512",
+    }
+    length = next((line for setting, line in lengths.items() if setting in task.config.settings()), "epochs: 1")
     config = CONFIG_TEMPLATE.format(name=name, source=f"recipes/{source}.py", length=length)
-    if causal:
-        test = CAUSAL_LM_TEST
-    else:
-        decoder = "pad_with_end_of_text(" in recipe  # the decoder classifier: its smoke test uses a tiny GPT-2
-        test = CLASSIFICATION_TEST.replace("{model}", "gpt2" if decoder else "bert")
-    test = test.format(name=name, source=f"recipes/{source}.py")
+    test = task.smoke_test(name, f"recipes/{source}.py", recipe)
 
     for kind, text in (("recipe", recipe), ("config", config), ("test", test)):
         targets[kind].write_text(text)

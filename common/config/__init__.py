@@ -16,15 +16,13 @@ from common.config.groups import (
     Techniques,
     TrainingConfig,
 )
-from common.config.schema import CausalLMConfig, ClassificationConfig, RunConfig
+from common.config.schema import RunConfig
 
 __all__ = [
     "answer_help",
     "parse",
-    "CausalLMConfig",
     "CausalLMOutput",
     "CausalLMTraining",
-    "ClassificationConfig",
     "ClassificationData",
     "ClassificationOutput",
     "ClassificationRuns",

@@ -1,7 +1,7 @@
 """One run setting = one dataclass field: its flag, help text, choices and value check live in the field's metadata.
 
 `option(...)` declares a field; `check_value` and `parse_text` read that metadata, so the same rule checks a
-value typed on the command line, read from a --config file, or set in Python (`ClassificationConfig(...)`).
+value typed on the command line, read from a --config file, or set in Python (`ClassificationConfig(...)`, common.tasks).
 """
 
 from __future__ import annotations

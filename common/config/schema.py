@@ -1,6 +1,6 @@
 """The run configuration: what a recipe run is asked to do, as typed dataclasses grouped by concern.
 
-  ClassificationConfig / CausalLMConfig   one run of a recipe; `task` says which kind
+  RunConfig   one run of a recipe; each kind of run (common.tasks) has a subclass, whose `task` names it
     .model       which checkpoint, and how it may be loaded
     .data        where the examples come from and how they become tokens
     .training    the optimizer, schedule, precision, evaluation cadence
@@ -22,13 +22,6 @@ from typing import ClassVar
 
 from common.config.fields import check_value, flag, parse_text, require, value_type
 from common.config.groups import (
-    CausalLMOutput,
-    CausalLMTraining,
-    ClassificationData,
-    ClassificationOutput,
-    ClassificationRuns,
-    ClassificationTechniques,
-    CorpusData,
     DataConfig,
     ModelConfig,
     OutputConfig,
@@ -45,7 +38,10 @@ GROUPS = ("model", "data", "training", "techniques", "output", "runs")
 class RunConfig:
     """One run of a recipe. Subclasses fix the task and the groups' types."""
 
-    task: ClassVar[str]
+    task: ClassVar[str]  # the kind of run: common.tasks has a module for each
+    # The loss is summed over tokens and divided by their count in the whole step (language models), not a mean over
+    # each micro-batch's examples (classifiers): Trainer must scale the two differently over processes and --grad-accum
+    loss_per_token: ClassVar[bool] = False
     model: ModelConfig
     data: DataConfig
     training: TrainingConfig
@@ -113,7 +109,7 @@ class RunConfig:
         t, out = self.training, self.output
         require(not (self.runs.search and out.resume), "--search runs its own trials: drop --resume")
         require(
-            not (out.push_to_hub and (self.runs.search or getattr(self.runs, "kfold", 0))),
+            not (out.push_to_hub and (self.runs.search or self.runs.kfold)),
             "--push-to-hub uploads one model; --search and --kfold train several: push the one you choose afterwards "
             "with `hf upload`",
         )
@@ -123,33 +119,3 @@ class RunConfig:
         )
         require(bool(self.model.model), "no --model given; pass --model")
         require(bool(self.output.output_dir), "no --output-dir given; pass --output-dir")
-
-
-@dataclass(frozen=True)
-class ClassificationConfig(RunConfig):
-    task: ClassVar[str] = "classification"
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    data: ClassificationData = dataclasses.field(default_factory=ClassificationData)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    techniques: ClassificationTechniques = dataclasses.field(default_factory=ClassificationTechniques)
-    output: ClassificationOutput = dataclasses.field(default_factory=ClassificationOutput)
-    runs: ClassificationRuns = dataclasses.field(default_factory=ClassificationRuns)
-
-    def check(self) -> None:
-        super().check()
-        require(
-            not (self.runs.kfold and self.training.early_stopping_patience),
-            "--kfold tests each fold on its held-out rows, which early stopping would also choose the model on; "
-            "drop --early-stopping-patience",
-        )
-
-
-@dataclass(frozen=True)
-class CausalLMConfig(RunConfig):
-    task: ClassVar[str] = "causal_lm"
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    data: CorpusData = dataclasses.field(default_factory=CorpusData)
-    training: CausalLMTraining = dataclasses.field(default_factory=CausalLMTraining)
-    techniques: Techniques = dataclasses.field(default_factory=Techniques)
-    output: CausalLMOutput = dataclasses.field(default_factory=CausalLMOutput)
-    runs: Runs = dataclasses.field(default_factory=Runs)

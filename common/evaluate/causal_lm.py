@@ -24,7 +24,6 @@ class CausalLMEvaluation:
     block_size: int
     prompt_tokens: int
     new_tokens: int
-    task: str = "causal_lm"
 
 
 def evaluate_split(trainer, dataset, split: str) -> dict:

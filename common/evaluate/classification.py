@@ -29,7 +29,6 @@ class ClassificationEvaluation:
     attributions: list[dict] = field(default_factory=list)  # --explain: tokens and their scores per example
     caveats: list[str] = field(default_factory=list)  # common.evaluate.caveats: doubts about the numbers, in words
     accuracy_interval: tuple[float, float] = (0.0, 1.0)  # 95% Wilson interval of the test accuracy
-    task: str = "classification"
 
 
 def evaluate_classifier(

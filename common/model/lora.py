@@ -36,13 +36,19 @@ def _peft():
     return peft
 
 
-def add_lora(model, task: str, r: int, alpha: float, dropout: float, frozen_layers: int = 0):
+def is_classifier(model) -> bool:
+    """A sequence classifier (a head on a transformer), as against a causal LM: what peft's task type follows."""
+    return type(model).__name__.endswith("ForSequenceClassification")
+
+
+def add_lora(model, r: int, alpha: float, dropout: float, frozen_layers: int = 0):
     """Wrap `model` with LoRA adapters (rank --lora-r); only the adapters and a classification head train.
 
     With --freeze-layers N the bottom N blocks get no adapters, so they stay exactly as pretrained."""
     peft = _peft()
     model_type = model.config.model_type
-    task_type = peft.TaskType.SEQ_CLS if task == "classification" else peft.TaskType.CAUSAL_LM
+    classifier = is_classifier(model)
+    task_type = peft.TaskType.SEQ_CLS if classifier else peft.TaskType.CAUSAL_LM
     config = peft.LoraConfig(
         task_type=task_type,
         r=r,
@@ -54,7 +60,7 @@ def add_lora(model, task: str, r: int, alpha: float, dropout: float, frozen_laye
     n_blocks = len(layers.transformer_blocks(model))
     if frozen_layers:  # --freeze-layers N with LoRA: adapters only on the blocks above the frozen ones
         config.layers_to_transform = list(range(frozen_layers, n_blocks))
-    if task == "classification":
+    if classifier:
         # the head is everything above the last block (BERT's pooler too, which a masked-LM checkpoint lacks and
         # from_pretrained initializes at random): trained in full and saved with the adapter, or reloading the
         # adapter would pair it with a different random pooler
@@ -111,8 +117,9 @@ def save_extras(model, folder: Path, base_model: str | None = None) -> None:
             adapter_file.write_text(json.dumps(adapter, indent=2) + "\n")
 
 
-def load(folder: str | Path, task: str = "classification"):
-    """A saved LoRA run (adapter folder) rebuilt as the model that was trained, ready for inference."""
+def load(folder: str | Path, model_class=None):
+    """A saved LoRA run (adapter folder) rebuilt as the model that was trained, ready for inference; `model_class`:
+    the transformers Auto class of the base model (default: from the adapter's peft task type)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from common.model.load import resolve
@@ -121,7 +128,10 @@ def load(folder: str | Path, task: str = "classification"):
     folder = Path(folder)
     adapter = json.loads((folder / "adapter_config.json").read_text())
     config = AutoConfig.from_pretrained(folder)
-    model_class = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    if model_class is None:
+        model_class = (
+            AutoModelForSequenceClassification if adapter.get("task_type") == "SEQ_CLS" else AutoModelForCausalLM
+        )
     base_model = adapter.get("base_model_name_or_path") or ""
     try:
         base = model_class.from_pretrained(resolve(base_model), config=config, use_safetensors=True)

@@ -9,27 +9,21 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from common.assets import PREFIX, hub_id
-from common.evaluate import ClassificationEvaluation
 from common.report.console import format_value
+from common.report.parts import ReportParts
 from common.runtime import command, hardware
 
-# the metrics a card shows (every one is in metrics.json and report.md): what a reader compares models by
-MAIN_METRICS = {
-    "classification": ["accuracy", "macro_f1", "mcc", "roc_auc", "loss"],
-    "causal_lm": ["perplexity", "next_token_accuracy", "loss"],
-}
-PIPELINES = {"classification": "text-classification", "causal_lm": "text-generation"}
 
-
-def model_card(config: dict, metrics: dict, evaluation=None) -> str:
-    """README.md for an output folder (or the hub repo --push-to-hub uploads it to)."""
-    task = config["task"]
-    pipeline_tag = PIPELINES[task]
+def model_card(config: dict, metrics: dict, task, parts: ReportParts | None = None) -> str:
+    """README.md for an output folder (or the hub repo --push-to-hub uploads it to). `task`: the run's
+    common.tasks.Task (its pipeline tag, main metrics and load snippet); `parts`: what its evaluation adds."""
+    parts = parts or ReportParts()
+    pipeline_tag = task.pipeline_tag
     where = config.get("push_to_hub") or config.get("output_dir") or "."  # the snippet loads from here
     name = Path(where).name or "model"
     adapter = bool(config.get("lora_r")) and not config.get("merge_lora")
     base, data = base_model(config.get("model")), training_data(config)
-    shown = [m for m in MAIN_METRICS[task] if f"test_{m}" in metrics]
+    shown = [m for m in task.main_metrics if f"test_{m}" in metrics]
     results = [
         EvalResult(
             task_type=pipeline_tag,
@@ -50,17 +44,19 @@ def model_card(config: dict, metrics: dict, evaluation=None) -> str:
         tags=["lm-recipes", pipeline_tag, *(["lora"] if config.get("lora_r") else [])],
         eval_results=results or None,
     )
-    labels = evaluation.label_names if isinstance(evaluation, ClassificationEvaluation) else None
+    snippet = task.load_snippet(where)
+    if adapter:
+        snippet = f'from common.model import lora  # lm-recipes: the adapter, on {config.get("model")}\nmodel = lora.load("{where}")'
     body = [
         f"# {name}",
         "",
         f"`{config.get('model')}` fine-tuned for {pipeline_tag.replace('-', ' ')} on `{data}` with lm-recipes"
-        + (f" (labels: {', '.join(map(str, labels))})." if labels else "."),
+        f"{parts.card_about}.",
         "",
         "## Use",
         "",
         "```python",
-        load_snippet(task, where, adapter, config.get("model")),
+        snippet,
         "```",
         "",
         "## Test results",
@@ -69,15 +65,9 @@ def model_card(config: dict, metrics: dict, evaluation=None) -> str:
         "|---|---|",
         *[f"| {metric} | {format_value(metrics[f'test_{metric}'])} |" for metric in shown],
         "",
-    ]
-    if isinstance(evaluation, ClassificationEvaluation):
-        low, high = evaluation.accuracy_interval
-        body += [
-            f"Accuracy 95% interval: {low:.3f}-{high:.3f} ({sum(evaluation.class_counts['test'])} test examples).",
-            "",
-        ]
-        body += [f"- **{caveat}**" for caveat in evaluation.caveats] + ([""] if evaluation.caveats else [])
-    body += [
+        *parts.card_lines,
+        *[f"- **{caveat}**" for caveat in parts.caveats],
+        *([""] if parts.caveats else []),
         "Every metric, per class and over training, is in `report.md`, `metrics.json` and `log_history.json`.",
         "",
         "## Training",
@@ -93,20 +83,6 @@ def model_card(config: dict, metrics: dict, evaluation=None) -> str:
         "",
     ]
     return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body)))
-
-
-def load_snippet(task: str, where: str, adapter: bool, model: str | None) -> str:
-    if adapter:
-        return f'from common.model import lora  # lm-recipes: the adapter, on {model}\nmodel = lora.load("{where}")'
-    if task == "classification":
-        return (
-            f'from transformers import pipeline\n\nclassify = pipeline("text-classification", model="{where}")\n'
-            'print(classify("Replace this with a text to classify."))'
-        )
-    return (
-        f'from transformers import pipeline\n\ngenerate = pipeline("text-generation", model="{where}")\n'
-        'print(generate("Once upon a time", max_new_tokens=40)[0]["generated_text"])'
-    )
 
 
 def base_model(model: str | None) -> str | None:

@@ -9,6 +9,7 @@ import torch
 
 from common.evaluate import CausalLMEvaluation, ClassificationEvaluation
 from common.report.console import format_value
+from common.report.parts import ReportParts
 from common.runtime import command, hardware, world_size
 
 SPLIT_ORDER = ("train", "validation", "test")
@@ -17,37 +18,18 @@ SPLIT_ORDER = ("train", "validation", "test")
 # ---------------------------------------------------------------- report.md of one run
 
 
-def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
-    """report.md, the page a person reads first: command, data, metrics, curves, errors, timing, configuration."""
+def run_report(config: dict, metrics: dict, history: list, parts: ReportParts) -> str:
+    """report.md, the page a person reads first: command, data, doubts, metrics, curves, the task's own sections
+    (`parts`, made by the run's task from its evaluation), timing, configuration."""
     import transformers
 
-    caveats, interval = [], []
-    if isinstance(evaluation, ClassificationEvaluation):
-        data, sections = classification_data(evaluation), [per_class_section(evaluation), errors_section(evaluation)]
-        caveats = caveats_section(evaluation.caveats)
-        low, high = evaluation.accuracy_interval
-        interval = [
-            "",
-            f"The test accuracy's 95% interval: {low:.3f}-{high:.3f} ({sum(evaluation.class_counts['test'])} "
-            f"examples; Wilson score interval).",
-        ]
-        if evaluation.attributions:
-            sections.append(
-                f"## Explanations\n\nToken attributions (gradient x input) for the first "
-                f"{len(evaluation.attributions)} test examples: [explain.html](explain.html).\n"
-            )
-        per_class = tuple(f"{label}_" for label in evaluation.label_names)
-    elif isinstance(evaluation, CausalLMEvaluation):
-        data, sections, per_class = corpus_data(evaluation), [continuations_section(evaluation)], ()
-    else:
-        data, sections, per_class = "", [], ()
     validation = next((h for h in reversed(history or []) if "eval_loss" in h), {})
     skip = ("_runtime", "_per_second", "_support", "_preparation_time")
     names = [k[len("test_") :] for k in metrics if k.startswith("test_") and not k.endswith(skip)]
     names += [
         k[len("eval_") :] for k in validation if k.startswith("eval_") and not k.endswith(skip) and k[5:] not in names
     ]
-    names = [n for n in names if not n.startswith(per_class)]  # those are in the per-class table
+    names = [n for n in names if not n.startswith(parts.shown_elsewhere)]  # in a section of their own (per class)
     rows = [
         f"| {n} | {format_value(validation.get('eval_' + n, ''))} | {format_value(metrics.get('test_' + n, ''))} |"
         for n in names
@@ -69,14 +51,14 @@ def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
             command(),
             "```",
             "",
-            data,
-            *caveats,
+            parts.data,
+            *caveats_section(parts.caveats),
             "## Metrics",
             "",
             "| metric | validation (last evaluation) | test |",
             "|---|---|---|",
             *rows,
-            *interval,
+            *parts.under_metrics,
             "",
             "## Training",
             "",
@@ -85,7 +67,7 @@ def run_report(config: dict, metrics: dict, history: list, evaluation) -> str:
             f"{timing}, {world_size()} process(es); torch {torch.__version__}, transformers {transformers.__version__}.",
             "Every logged step is in `log_history.json`.",
             "",
-            *sections,
+            *parts.sections,
             "",
             "## Configuration",
             "",
@@ -158,6 +140,13 @@ def errors_section(evaluation: ClassificationEvaluation, shown: int = 10) -> str
             f"{row['probability']:.3f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def explanations_section(evaluation: ClassificationEvaluation) -> str:
+    return (
+        f"## Explanations\n\nToken attributions (gradient x input) for the first {len(evaluation.attributions)} test "
+        f"examples: [explain.html](explain.html).\n"
+    )
 
 
 def corpus_data(evaluation: CausalLMEvaluation) -> str:

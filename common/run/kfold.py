@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from common.config import ClassificationConfig
+from common.config import RunConfig
 from common.data import labelled_rows
 from common.errors import UserError
 from common.report import kfold_report, print_metrics
@@ -37,7 +37,7 @@ def folds(labels, k: int, seed: int) -> list[np.ndarray]:
     return [held_out for _, held_out in splitter.split(np.zeros(len(labels)), labels)]
 
 
-def run(main, config: ClassificationConfig) -> dict:
+def run(main, config: RunConfig) -> dict:
     """Train one model per fold through the recipe's own main(); write kfold.json and report.md."""
     k, label_column = config.runs.kfold, config.data.label_column
     rows = labelled_rows(config.data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from common.config import ClassificationRuns, RunConfig, parse
+from common.config import RunConfig, parse
 from common.run import kfold, search
 from common.run.output import check_output_dir, output_lock
 from common.runtime import run_cli
@@ -24,7 +24,7 @@ def launch(main, config: RunConfig):
     """main(config) once, or through common.run.kfold / common.run.search when the config asks for several runs;
     --output-dir is held for this run alone until it ends (a second run into it refuses at once)."""
     config.check()
-    folds = config.runs.kfold if isinstance(config.runs, ClassificationRuns) else 0
+    folds = config.runs.kfold
     with output_lock(config.output.output_dir):
         if not (folds or config.runs.search):
             return main(config)

@@ -33,6 +33,7 @@ from accelerate import PartialState
 from accelerate.utils import DistributedType
 from transformers import set_seed
 
+from common import tasks
 from common.config import RunConfig
 from common.errors import UserError
 from common.model import lora
@@ -290,7 +291,9 @@ def _write_run(
         (staging / RUN_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-        for name, content in run_files(config, metrics, history or [], evaluation).items():
+        task = tasks.get(config["task"])
+        parts = task.report(evaluation) if evaluation is not None else None
+        for name, content in run_files(config, metrics, history or [], task, parts).items():
             (staging / name).write_bytes(content) if isinstance(content, bytes) else (staging / name).write_text(
                 content
             )

@@ -22,45 +22,20 @@ import logging
 import os
 import socket
 import threading
-from typing import Annotated
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from common import tasks
 from common.config.cli import RecipeParser, positive_number
 from common.errors import UserError
 from common.runtime import run_cli
 from common.serve.predict import Predictor
+from common.tasks import Refusal, Route
 
 logger = logging.getLogger(__name__)
-
-
-def _text(value: str) -> str:
-    """A text the tokenizer can read: not blank, and valid Unicode (JSON may carry a lone surrogate "\\ud800")."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid Unicode (a lone surrogate such as \\ud800)") from None
-    if not value.strip():
-        raise ValueError("is empty; send some text")
-    return value
-
-
-Text = Annotated[str, AfterValidator(_text)]
-
-
-class PredictRequest(BaseModel):
-    texts: list[Text | list[Text]] = Field(min_length=1)
-
-
-class GenerateRequest(BaseModel):
-    prompts: list[Text] = Field(min_length=1)
-    max_new_tokens: int = Field(default=60, ge=1, le=1024)
-    temperature: float = Field(default=0.0, ge=0.0, le=5.0, allow_inf_nan=False)
-    seed: int = Field(default=42, ge=0, lt=2**32)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -130,23 +105,27 @@ def create_app(
 ):
     app = FastAPI(title=f"lm-recipes: {predictor.folder.name}", version="1")
     model_lock = threading.Lock()
+    task = predictor.task
+    example = task.routes[0].example if task.routes else "{}"
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
-            return error_response(422, 'the request body is not valid JSON; send e.g. {"texts": ["a joy"]}')
+            return error_response(422, f"the request body is not valid JSON; send e.g. {example}")
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return error_response(422, f"{where}: {first['msg'].removeprefix('Value error, ')}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
         if exc.status_code == 404:
-            return error_response(404, f"no such endpoint: {request.url.path}; use /health, /predict or /generate")
+            return error_response(
+                404, f"no such endpoint: {request.url.path}; use /health, {' or '.join(r.path for r in task.routes)}"
+            )
         if exc.status_code == 405:
             return error_response(405, f"{request.method} is not answered at {request.url.path}; see GET /health")
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # bytes that are not UTF-8
-            return error_response(422, 'the request body is not valid UTF-8 JSON; send e.g. {"texts": ["a joy"]}')
+            return error_response(422, f"the request body is not valid UTF-8 JSON; send e.g. {example}")
         return error_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -159,38 +138,35 @@ def create_app(
         return {
             "status": "ok",
             "model": predictor.folder.name,
-            "task": predictor.task,
-            "labels": predictor.labels,
+            "task": task.name,
+            **task.describe(predictor),
             "max_batch": max_batch,
         }
 
-    @app.post("/predict")
-    def predict(request: PredictRequest):
-        if predictor.task != "classification":
-            return error_response(400, 'this model generates text; POST to /generate with {"prompts": [...]}')
-        if len(request.texts) > max_batch:
-            return error_response(400, f"{len(request.texts)} texts in one request; send at most {max_batch}")
-        width = len(predictor.text_columns)
-        texts = [tuple(t) if isinstance(t, list) else t for t in request.texts]
-        if any((len(t) if isinstance(t, tuple) else 1) != width for t in texts):
-            shape = "a string" if width == 1 else f"a list of {width} strings"
-            return error_response(
-                400, f"this model reads {width} text(s) per example: each item of texts must be {shape}"
-            )
-        with model_lock:
-            return {"predictions": predictor.classify(texts)}
-
-    @app.post("/generate")
-    def generate(request: GenerateRequest):
-        if predictor.task != "generation":
-            return error_response(400, 'this model classifies text; POST to /predict with {"texts": [...]}')
-        if len(request.prompts) > max_batch:
-            return error_response(400, f"{len(request.prompts)} prompts in one request; send at most {max_batch}")
-        with model_lock:
-            generations = predictor.generate(request.prompts, request.max_new_tokens, request.temperature, request.seed)
-        return {"generations": generations}
+    # this run's routes answer; another kind's routes say where to go instead (a classifier asked to /generate)
+    ours = {route.path: route for route in task.routes}
+    others = {route.path: route for other in tasks.every() for route in other.routes if route.path not in ours}
+    for path, route in [*ours.items(), *others.items()]:
+        app.post(path)(_endpoint(route, predictor, model_lock, max_batch, path in ours))
 
     return Gate(app, max_request_bytes, body_timeout, api_key)
+
+
+def _endpoint(route: Route, predictor: Predictor, model_lock: threading.Lock, max_batch: int, ours: bool):
+    """The handler of POST route.path: the run's task answers (one request at a time: the model uses every core),
+    or, for a route of another kind of run, one line that says where to go."""
+
+    def answer(request):
+        if not ours:
+            return error_response(400, f"this model {predictor.task.does}; {predictor.task.hint()}")
+        try:
+            with model_lock:
+                return route.answer(predictor, request, max_batch)
+        except Refusal as refusal:
+            return error_response(refusal.status, str(refusal))
+
+    answer.__annotations__ = {"request": route.request}  # what FastAPI reads the body as
+    return answer
 
 
 def port_number(text: str) -> int:
@@ -248,9 +224,11 @@ def main(argv=None) -> None:
         if len(api_key) < 16:
             raise UserError(f"--api-key-env {args.api_key_env}: that variable must hold a key of 16 characters or more")
     sock = listening_socket(args.host, args.port)  # first: a port in use should not wait for the model to load
-    app = create_app(Predictor(args.model), args.max_batch, args.max_request_kb * 1024, args.body_timeout, api_key)
+    predictor = Predictor(args.model)
+    app = create_app(predictor, args.max_batch, args.max_request_kb * 1024, args.body_timeout, api_key)
     port = sock.getsockname()[1]
-    print(f"serving {args.model} on http://{args.host}:{port} (GET /health, POST /predict or /generate)", flush=True)
+    routes = " or ".join(route.path for route in predictor.task.routes)
+    print(f"serving {args.model} on http://{args.host}:{port} (GET /health, POST {routes})", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
 
 

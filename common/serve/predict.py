@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
+from common import tasks
 from common.config.cli import RecipeParser, positive_number
 from common.config.fields import non_negative, valid_seed
 from common.data import read_file
@@ -31,36 +32,13 @@ from common.model.load import check_config_file, weights_problem
 from common.runtime import run_cli
 
 
-def _task(config, adapter_file: Path, run_task: str | None) -> str | None:
-    """ "classification" or "generation": from the run's own record, else from the architecture (GPT2LMHeadModel
-    is a causal LM too, whatever its name), or for a LoRA adapter from peft's task type; None if neither."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
-    )
-
-    if run_task in ("classification", "causal_lm"):
-        return "classification" if run_task == "classification" else "generation"
-    if adapter_file.is_file():
-        try:
-            task_type = json.loads(adapter_file.read_text()).get("task_type")
-        except ValueError:
-            return None
-        return "classification" if task_type == "SEQ_CLS" else "generation"
-    architecture = (config.architectures or [""])[0]
-    if architecture in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()) or architecture.endswith("ForCausalLM"):
-        return "generation"
-    classifiers = set(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values())
-    if architecture in classifiers or architecture.endswith("ForSequenceClassification"):
-        return "classification"
-    return None
-
-
 class Predictor:
-    """A saved output folder (plain model, merged LoRA or LoRA adapter) ready to classify or generate, batched."""
+    """A saved output folder (plain model, merged LoRA or LoRA adapter) loaded to answer: its model, tokenizer and
+    the record of its run, and `task`, its kind (common.tasks), whose functions answer with it (batched)."""
 
     def __init__(self, folder: str | Path, batch_size: int = 32, max_length: int | None = None):
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+        import transformers
+        from transformers import AutoConfig, AutoTokenizer
 
         self.folder = Path(folder)
         if not (self.folder / "config.json").is_file():
@@ -73,22 +51,24 @@ class Predictor:
         try:
             self.run_config = json.loads(run_config_file.read_text()) if run_config_file.is_file() else {}
         except ValueError:
-            self.run_config = {}  # only the text column and max length come from it; the defaults do
-        config = AutoConfig.from_pretrained(self.folder)
+            self.run_config = {}  # only the task, text column and max length come from it; the defaults do
+        self.config = AutoConfig.from_pretrained(self.folder)
         adapter_file = self.folder / "adapter_config.json"
-        self.task = _task(config, adapter_file, self.run_config.get("task"))
+        self.task = tasks.for_saved_model(
+            self.run_config.get("task"), (self.config.architectures or [""])[0], _adapter_task_type(adapter_file)
+        )
         if self.task is None:
             raise UserError(
-                f"'{folder}' holds a {(config.architectures or ['model of unknown kind'])[0]}; predict needs a "
-                f"classifier or a causal LM saved by a recipe"
+                f"'{folder}' holds a {(self.config.architectures or ['model of unknown kind'])[0]}; predict needs a "
+                f"model saved by a recipe ({', '.join(tasks.TASKS)})"
             )
+        model_class = getattr(transformers, self.task.model_class)
         try:
             if adapter_file.is_file():
                 from common.model import lora
 
-                self.model = lora.load(self.folder, "classification" if self.task == "classification" else "causal_lm")
+                self.model = lora.load(self.folder, model_class)
             else:
-                model_class = AutoModelForCausalLM if self.task == "generation" else AutoModelForSequenceClassification
                 self.model = model_class.from_pretrained(self.folder, use_safetensors=True)
         except (OSError, SafetensorError) as e:
             raise UserError(
@@ -100,13 +80,11 @@ class Predictor:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
-        positions = getattr(config.get_text_config(), "max_position_embeddings", None) or 512
+        positions = getattr(self.config.get_text_config(), "max_position_embeddings", None) or 512
         self.max_length = min(max_length or self.run_config.get("max_length") or positions, positions)
-        self.labels = [config.id2label[i] for i in range(config.num_labels)] if self.task == "classification" else []
-        columns = self.run_config.get("text_column") or ["text"]
-        self.text_columns = [columns] if isinstance(columns, str) else columns  # two for a sentence-pair model
+        self.positions = positions
 
-    def _batches(self, texts: list, progress: bool):
+    def batches(self, texts: list, progress: bool = False):
         """Batches of (positions, texts) in length order, so each batch pads little; callers restore the order."""
         order = sorted(range(len(texts)), key=lambda i: len(str(texts[i])))
         starts = range(0, len(order), self.batch_size)
@@ -114,59 +92,15 @@ class Predictor:
             positions = order[start : start + self.batch_size]
             yield positions, [texts[i] for i in positions]
 
-    @torch.inference_mode()
-    def classify(self, texts: list, progress: bool = False) -> list[dict]:
-        """For each text (or (text, text) pair): the label, its probability and every class's probability."""
-        self.tokenizer.padding_side = "right"
-        results: list[dict | None] = [None] * len(texts)
-        for positions, batch in self._batches(texts, progress):
-            pairs = [list(t) if isinstance(t, (tuple, list)) else [t] for t in batch]
-            columns = list(zip(*pairs))
-            inputs = self.tokenizer(
-                *[list(c) for c in columns],
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(self.device)
-            probabilities = self.model(**inputs).logits.float().softmax(-1).cpu()
-            for position, row in zip(positions, probabilities):
-                best = int(row.argmax())
-                results[position] = {
-                    "label": self.labels[best],
-                    "probability": float(row[best]),
-                    "probabilities": {name: float(p) for name, p in zip(self.labels, row)},
-                }
-        return results
 
-    @torch.inference_mode()
-    def generate(
-        self,
-        prompts: list[str],
-        max_new_tokens: int = 60,
-        temperature: float = 0.0,
-        seed: int = 42,
-        progress: bool = False,
-    ) -> list[str]:
-        """Each prompt's continuation (the new text only): greedy with temperature 0, else seeded nucleus sampling."""
-        from transformers import set_seed
-
-        set_seed(seed)
-        self.tokenizer.padding_side = "left"  # new tokens follow the prompt directly in every row of the batch
-        sampling = (
-            dict(do_sample=True, temperature=temperature, top_p=0.9) if temperature > 0 else dict(do_sample=False)
-        )
-        results: list[str | None] = [None] * len(prompts)
-        for positions, batch in self._batches(prompts, progress):
-            inputs = self.tokenizer(
-                batch, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
-            ).to(self.device)
-            output = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
-            )
-            for position, row in zip(positions, output[:, inputs["input_ids"].shape[1] :]):
-                results[position] = self.tokenizer.decode(row, skip_special_tokens=True)
-        return results
+def _adapter_task_type(adapter_file: Path) -> str | None:
+    """peft's task type of a LoRA adapter folder (SEQ_CLS, CAUSAL_LM), or None for a plain model."""
+    if not adapter_file.is_file():
+        return None
+    try:
+        return json.loads(adapter_file.read_text()).get("task_type") or ""
+    except ValueError:
+        return ""
 
 
 def read_inputs(path: str | None, text_columns: list[str]) -> pd.DataFrame:
@@ -257,19 +191,11 @@ def main(argv=None) -> None:
         raise UserError(f"--output '{args.output}': the folder '{Path(args.output).parent}' does not exist; create it")
 
     predictor = Predictor(args.model, args.batch_size)
-    columns = args.text_column or predictor.text_columns
-    frame = read_inputs(args.input, columns)
-    texts = frame[columns].astype(str).values.tolist()
-    if predictor.task == "classification":
-        results = predictor.classify([tuple(t) if len(t) > 1 else t[0] for t in texts], progress=True)
-        frame["label"] = [r["label"] for r in results]
-        frame["probability"] = [r["probability"] for r in results]
-        for name in predictor.labels:
-            frame[f"probability_{name}"] = [r["probabilities"][name] for r in results]
-    else:
-        frame["generation"] = predictor.generate(
-            [t[0] for t in texts], args.max_new_tokens, args.temperature, args.seed, progress=True
-        )
+    task = predictor.task
+    columns = args.text_column or task.input_columns(predictor.run_config)
+    frame = task.read_input(read_inputs(args.input, columns))
+    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    frame = task.predict(predictor, frame, columns, **options)
     write_outputs(frame, args.output)
     if args.output:
         print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)

@@ -75,10 +75,10 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, *, model=
         dataloader_num_workers=workers,  # on a GPU, batches are collated while it computes
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=torch.cuda.is_available(),  # copies to the GPU that need no extra host copy
-        # Causal LMs divide their summed token loss by the token count of the whole global batch, and Trainer
+        # Language models divide their summed token loss by the token count of the whole global batch, and Trainer
         # scales it back per process. Classification models (and our losses) take a plain mean, which that
         # scaling would make N times too big with N processes.
-        average_tokens_across_devices=config.task == "causal_lm",
+        average_tokens_across_devices=config.loss_per_token,
         torch_compile=training.compile,
         activation_checkpointing=training.gradient_checkpointing,
         **precision_flags(training.precision, step_flops(config, model)),

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from transformers import EarlyStoppingCallback
 
-from common.config import ClassificationTechniques, RunConfig
+from common.config import RunConfig
 from common.model import layers
 from common.train import losses
 
 
 def technique_hooks(config: RunConfig, model, train_labels=None, label_names: list[str] | None = None) -> dict:
     """{"callbacks", "compute_loss_func", "parameter_groups", "run_config", "batch_mean_loss"} for RecipeTrainer;
-    `train_labels` and `label_names` (classification) size the class weights. `run_config` goes into each
-    checkpoint, so that --resume can refuse settings other than the run's own."""
+    a classifier passes its `train_labels` and `label_names`, from which its --loss and --class-weights are built.
+    `run_config` goes into each checkpoint, so that --resume can refuse settings other than the run's own."""
     techniques = config.techniques
     callbacks = []
     if techniques.gradual_unfreeze:
@@ -28,7 +28,7 @@ def technique_hooks(config: RunConfig, model, train_labels=None, label_names: li
     if config.training.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
     loss = None
-    if isinstance(techniques, ClassificationTechniques):
+    if label_names is not None:
         loss = losses.build(techniques, train_labels, label_names)
     groups = None
     if techniques.layer_lr_decay or techniques.gradual_unfreeze:
@@ -43,5 +43,5 @@ def technique_hooks(config: RunConfig, model, train_labels=None, label_names: li
         "compute_loss_func": loss,
         "parameter_groups": groups,
         "run_config": config.flat(),
-        "batch_mean_loss": isinstance(techniques, ClassificationTechniques),  # a causal LM's loss is per token
+        "batch_mean_loss": not config.loss_per_token,
     }

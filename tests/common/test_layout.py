@@ -12,6 +12,7 @@ LAYERS = [
     {"train"},
     {"evaluate"},
     {"report"},
+    {"tasks"},
     {"run"},
     {"serve"},
 ]

@@ -113,6 +113,12 @@ def test_new_recipe_never_replaces_files_and_checks_its_words(repo):
     assert not (repo / "recipes" / "my_task.py").exists()
 
 
+def test_a_column_variable_the_recipe_does_not_read_is_refused_before_anything_is_written(repo):
+    made = new_recipe(repo, NAME, "causal_lm", "--label", "team")
+    assert made.returncode == 2 and "LABEL= is not a column of a causal_lm recipe; causal_lm reads TEXT=" in made.stderr
+    assert not (repo / "recipes" / f"{NAME}.py").exists()
+
+
 def test_make_new_recipe_passes_data_text_label_and_model_on_and_keeps_serves_model_out():
     def planned(*words):
         dry = subprocess.run(["make", "-n", "new-recipe", *words], cwd=ROOT, capture_output=True, text=True)
@@ -121,4 +127,6 @@ def test_make_new_recipe_passes_data_text_label_and_model_on_and_keeps_serves_mo
     command = planned("NAME=ticket_router", "DATA=data/t.csv", "TEXT=subject body", "LABEL=team", "MODEL=gpt2")
     assert "tools/new_recipe.py ticket_router bert_classification --data data/t.csv --text subject body" in command
     assert "--label team --model gpt2" in command
+    chat = planned("NAME=faq", "FROM=chat_sft", "DATA=qa.csv", "PROMPT=question", "RESPONSE=answer")
+    assert "tools/new_recipe.py faq chat_sft --data qa.csv --prompt question --response answer" in chat
     assert "--model" not in planned("NAME=ticket_router")  # MODEL's Makefile default is make serve's run folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from common.config.fields import (
     non_negative,
@@ -17,6 +18,7 @@ from common.config.groups.base import Group
 class Runs(Group):
     """several runs: hyperparameter search"""
 
+    kfold: ClassVar[int] = 0  # cross-validation folds: none, unless a kind of run has the setting (ClassificationRuns)
     search: str | None = option(
         None,
         "hyperparameter search over --search-space: every grid point, random draws, or optuna's TPE",

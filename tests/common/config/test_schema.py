@@ -4,8 +4,10 @@ import dataclasses
 
 import pytest
 
-from common.config import CausalLMConfig, ClassificationConfig, ClassificationTechniques, ModelConfig, Techniques
+from common.config import ClassificationTechniques, ModelConfig, Techniques
 from common.errors import UserError
+from common.tasks.causal_lm import CausalLMConfig
+from common.tasks.classification import ClassificationConfig
 from tests.conftest import classification_config
 
 

@@ -65,8 +65,9 @@ def test_error_csv_holds_exactly_the_misclassified_test_rows_most_confident_firs
 
 def modeling_predictions(run, texts):
     from common.serve.predict import Predictor
+    from common.tasks.classification import classify
 
-    return [p["label"] for p in Predictor(run).classify(texts)]
+    return [p["label"] for p in classify(Predictor(run), texts)]
 
 
 def test_confusion_matrix_per_class_report_and_json_agree(classifier_run):

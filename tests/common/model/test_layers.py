@@ -2,11 +2,12 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from common.config import ClassificationConfig, ClassificationTechniques, ModelConfig, Techniques
+from common.config import ClassificationTechniques, ModelConfig, Techniques
 from common.data import tokens as tokenization
 from common.errors import UserError
 from common.model import adapt, layers
 from common.model import load as modeling
+from common.tasks.classification import ClassificationConfig
 from common.train import RecipeTrainer, technique_hooks
 
 TEXTS = ["a joy", "dull and flat", "warm, funny and wise", "a tedious mess", "moving", "lifeless"] * 4
@@ -79,7 +80,7 @@ def test_freezing_more_layers_than_exist_is_refused(tiny_gpt2):
 
 def test_frozen_parameters_are_bit_identical_after_training_and_the_rest_moved(tiny_bert, tmp_path):
     tokenizer, model = classifier(tiny_bert)
-    adapt(model, Techniques(freeze_embeddings=True, freeze_layers=1), "classification")
+    adapt(model, Techniques(freeze_embeddings=True, freeze_layers=1))
     before = snapshot(model)
     train(model, tokenizer, tmp_path, steps=3)
     for name, param in model.named_parameters():
@@ -91,7 +92,7 @@ def test_frozen_parameters_are_bit_identical_after_training_and_the_rest_moved(t
 
 def test_freeze_embeddings_alone_leaves_every_block_trainable(tiny_llama):
     _, model = classifier(tiny_llama)
-    adapt(model, Techniques(freeze_embeddings=True, freeze_layers=0), "classification")
+    adapt(model, Techniques(freeze_embeddings=True, freeze_layers=0))
     assert not model.model.embed_tokens.weight.requires_grad
     assert all(p.requires_grad for p in layers.transformer_blocks(model).parameters())
 

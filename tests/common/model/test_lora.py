@@ -12,7 +12,7 @@ def trained_lora_classifier(folder, tmp_path):
     tokenizer = modeling.pad_with_end_of_text(modeling.load_tokenizer(str(folder)))
     model = modeling.load_classifier(ModelConfig(model=str(folder)), ["neg", "pos"], tokenizer)
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
-    model = lora.add_lora(model, "classification", r=4, alpha=8, dropout=0.0)
+    model = lora.add_lora(model, r=4, alpha=8, dropout=0.0)
     with torch.no_grad():  # stand-in for training: LoRA B starts at zero, which would hide a lost adapter
         for param in model.parameters():
             if param.requires_grad:

@@ -270,7 +270,7 @@ def test_max_length_auto_resumes_a_run_that_recorded_the_length_it_chose(tmp_pat
 
 
 def test_lm_loss_auto_resumes_a_checkpoint_that_recorded_chunked(tmp_path, tiny_gpt2):
-    from common.config import CausalLMConfig
+    from common.tasks.causal_lm import CausalLMConfig
 
     run = tmp_path / "run"
     older = CausalLMConfig().derive(model="tiny", output_dir=str(run), lm_loss="chunked")

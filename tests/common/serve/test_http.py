@@ -15,6 +15,8 @@ import time
 import pytest
 
 from common.serve.predict import Predictor
+from common.tasks.causal_lm import generate
+from common.tasks.classification import classify
 from tests.common.serve.conftest import ROOT, serving
 
 
@@ -37,7 +39,7 @@ def test_http_classification_round_trip(classifier_server, classifier_run):
     assert health["model"] == classifier_run.name  # the folder's name, not its path
     status, answer = call("POST", "/predict", {"texts": ["a joy", "a mess"]})
     assert status == 200 and len(answer["predictions"]) == 2
-    expected = Predictor(classifier_run).classify(["a joy", "a mess"])
+    expected = classify(Predictor(classifier_run), ["a joy", "a mess"])
     assert [p["label"] for p in answer["predictions"]] == [p["label"] for p in expected]
     assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
         [p["probability"] for p in expected], abs=1e-5
@@ -54,7 +56,7 @@ def test_the_api_description_is_served_offline(classifier_server):
 def test_http_generation_round_trip(generator_server, generator_run):
     call, _ = generator_server
     status, answer = call("POST", "/generate", {"prompts": ["line 3"], "max_new_tokens": 4})
-    assert status == 200 and answer["generations"] == Predictor(generator_run).generate(["line 3"], max_new_tokens=4)
+    assert status == 200 and answer["generations"] == generate(Predictor(generator_run), ["line 3"], max_new_tokens=4)
 
 
 LONE_SURROGATE = b'"\\ud800"'

@@ -12,6 +12,8 @@ import pytest
 from common.errors import UserError
 from common.run import from_argv
 from common.serve.predict import Predictor
+from common.tasks.causal_lm import generate
+from common.tasks.classification import classify, labels
 from recipes import gpt2_sentiment
 from tests.common.serve.conftest import train_generator
 from tests.conftest import cut_copy
@@ -34,8 +36,8 @@ def predict(*words, stdin=None) -> subprocess.CompletedProcess:
 def test_batched_predictions_equal_one_at_a_time_in_input_order(classifier_run):
     predictor = Predictor(classifier_run, batch_size=3)
     texts = ["a joy", "a much longer text that pads every other row of its batch", "a mess", "x", "a joy 3 again"]
-    together = predictor.classify(texts)
-    alone = [predictor.classify([t])[0] for t in texts]
+    together = classify(predictor, texts)
+    alone = [classify(predictor, [t])[0] for t in texts]
     assert [r["label"] for r in together] == [r["label"] for r in alone]
     assert [r["probability"] for r in together] == pytest.approx([r["probability"] for r in alone], abs=1e-5)
     assert all(
@@ -71,7 +73,7 @@ def test_predict_generates_for_a_causal_lm(generator_run, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == ["line 3", "line 4 of"] and all(r["generation"] for r in rows)
-    greedy = Predictor(generator_run).generate(["line 3", "line 4 of"], max_new_tokens=4)
+    greedy = generate(Predictor(generator_run), ["line 3", "line 4 of"], max_new_tokens=4)
     assert [r["generation"] for r in rows] == greedy  # temperature 0: greedy, the same every time
 
 
@@ -124,11 +126,11 @@ def test_a_lora_adapter_folder_predicts_like_the_reloaded_adapter(tiny_gpt2, rev
         ],
     )
     predictor = Predictor(run)
-    assert predictor.task == "classification" and predictor.labels == ["neg", "pos"]
+    assert predictor.task.name == "classification" and labels(predictor) == ["neg", "pos"]
     model, tokenizer = lora.load(run), AutoTokenizer.from_pretrained(run)
     with torch.no_grad():
         expected = model(**tokenizer(["a joy"], return_tensors="pt")).logits.softmax(-1)[0]
-    assert predictor.classify(["a joy"])[0]["probabilities"]["pos"] == pytest.approx(float(expected[1]), abs=1e-5)
+    assert classify(predictor, ["a joy"])[0]["probabilities"]["pos"] == pytest.approx(float(expected[1]), abs=1e-5)
 
 
 # ---- predict: bad input and awkward runs, one line each
@@ -174,7 +176,7 @@ def test_predict_continues_a_gpt2_causal_lm_run(tiny_gpt2, tmp_path):
     run = train_generator(tiny_gpt2, tmp_path)
     assert json.loads((run / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
     predictor = Predictor(run)
-    assert predictor.task == "generation" and len(predictor.generate(["line 3"], max_new_tokens=3)) == 1
+    assert predictor.task.name == "causal_lm" and len(generate(predictor, ["line 3"], max_new_tokens=3)) == 1
 
 
 def test_a_lora_run_names_its_base_model_portably(tiny_gpt2, reviews_csv, tmp_path):
@@ -189,10 +191,10 @@ def test_a_lora_run_names_its_base_model_portably(tiny_gpt2, reviews_csv, tmp_pa
     from_argv(gpt2_sentiment.main, gpt2_sentiment.DEFAULTS, words)
     adapter = json.loads((run / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(base.resolve())
-    expected = Predictor(run).classify(["a joy"])[0]["probability"]
+    expected = classify(Predictor(run), ["a joy"])[0]["probability"]
     moved = tmp_path / "elsewhere"
     base.rename(moved)  # the base model is gone from where the run saw it: one clear line
     with pytest.raises(UserError, match="needs its base model .* could not be loaded"):
         Predictor(run)
     moved.rename(base)
-    assert Predictor(run).classify(["a joy"])[0]["probability"] == pytest.approx(expected, abs=1e-6)
+    assert classify(Predictor(run), ["a joy"])[0]["probability"] == pytest.approx(expected, abs=1e-6)

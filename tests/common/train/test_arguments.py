@@ -79,7 +79,7 @@ def default_model(recipe):
         else:
             config = config.derive(max_length=64)  # what --max-length auto takes for the embedded snippets
             model = AutoModelForSequenceClassification.from_config(load_config(config.model.model, num_labels=2))
-    return config, adapt(model, config.techniques, config.task)
+    return config, adapt(model, config.techniques)
 
 
 @pytest.mark.parametrize(
