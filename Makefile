@@ -7,7 +7,7 @@ ARGS ?=
 FROM ?= bert_classification
 MODEL ?= outputs/bert_classification
 
-.PHONY: help env recipes new-recipe sentiment bert causal-lm serve test test-fast lint bench bench-techniques clean
+.PHONY: help env recipes new-recipe sentiment bert causal-lm chat serve test test-fast lint bench bench-techniques clean
 
 help:
 	@echo "make recipes     list the recipes; configs/ holds a tested YAML config per recipe and variant"
@@ -17,7 +17,9 @@ help:
 	@echo "make sentiment   fine-tune SmolLM2-135M (decoder) on Rotten Tomatoes -> outputs/gpt2_sentiment"
 	@echo "make bert        fine-tune MiniLM-L6 (BERT) on Rotten Tomatoes       -> outputs/bert_classification"
 	@echo "make causal-lm   fine-tune SmolLM2-135M on Shakespeare               -> outputs/causal_lm"
-	@echo "make serve MODEL=outputs/bert_classification   HTTP server: /health, /predict, /generate (port 8000)"
+	@echo "make chat        fine-tune SmolLM2-135M-Instruct to chat (ChatterBot) -> outputs/chat_sft"
+	@echo "make serve MODEL=outputs/bert_classification   HTTP server: /health, /predict, /generate,"
+	@echo "                 /v1/chat/completions (port 8000)"
 	@echo "make test        the whole test suite (~10 min on 2 CPU cores); make test-fast skips the slow ones"
 	@echo "make lint        ruff: lint and format check (make lint ARGS=--fix fixes what it can)"
 	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
@@ -53,6 +55,9 @@ bert: env
 
 causal-lm: env
 	$(BIN)/python recipes/causal_lm.py --overwrite $(ARGS)
+
+chat: env
+	$(BIN)/python recipes/chat_sft.py --overwrite $(ARGS)
 
 serve: env
 	$(BIN)/python -m common.serve $(MODEL) $(ARGS)

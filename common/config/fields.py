@@ -142,7 +142,8 @@ def is_list(annotation) -> bool:
 
 def parse_text(field: dataclasses.Field, kind: type, text: str):
     """A command-line word (or a string from a file) as the field's value; ValueError says why not."""
-    if (field.metadata.get("check"), text) in ((steps_or_epoch, "epoch"), (tokens_or_auto, "auto")):
+    check = field.metadata.get("check")
+    if kind in (int, float) and check is not None and check(text) is None:  # a word the setting takes: auto, epoch
         return text
     if kind is bool:
         if text.lower() in ("true", "1", "yes"):

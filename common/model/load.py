@@ -262,12 +262,20 @@ def load_classifier(spec: ModelConfig, label_names: list[str], tokenizer, max_le
     )
 
 
-def load_causal_lm(spec: ModelConfig, tokenizer, block_size: int | None = None):
-    """A causal LM; `block_size` is checked against the model's positions and chooses the attention."""
+def load_causal_lm(
+    spec: ModelConfig,
+    tokenizer,
+    block_size: int | None = None,
+    length_flag: str = "--block-size",
+    added_tokens: int = 0,
+):
+    """A causal LM; `block_size` (the run's `length_flag`) is checked against the model's positions and chooses the
+    attention; `added_tokens`: tokens the run added to the tokenizer (a chat template's), for which the embeddings
+    grow."""
     config = load_config(spec.model, spec.trust_remote_code)
-    _check_vocab(spec.model, config, tokenizer)
+    _check_vocab(spec.model, config, tokenizer, added_tokens)
     if block_size:
-        check_max_length(block_size, config, "--block-size")
+        check_max_length(block_size, config, length_flag)
     model = load_weights(
         AutoModelForCausalLM,
         spec.model,
@@ -276,14 +284,16 @@ def load_causal_lm(spec: ModelConfig, tokenizer, block_size: int | None = None):
         spec.allow_pickle,
         attention_implementation(spec.attention, block_size),
     )
+    if added_tokens:
+        model.resize_token_embeddings(len(tokenizer))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
-def _check_vocab(name: str, config, tokenizer) -> None:
+def _check_vocab(name: str, config, tokenizer, added_tokens: int = 0) -> None:
     vocab = getattr(config.get_text_config(), "vocab_size", None)
-    if vocab and len(tokenizer) > vocab:
+    if vocab and len(tokenizer) - added_tokens > vocab:
         raise UserError(
             f"the tokenizer of '{name}' has {len(tokenizer)} tokens but the model only {vocab}: they do not belong "
             f"together; save the matching tokenizer with the model"

@@ -15,6 +15,7 @@ from common.tasks.base import Refusal, Route, Task, Text
 TASKS = {
     "classification": "common.tasks.classification",
     "causal_lm": "common.tasks.causal_lm",
+    "chat": "common.tasks.chat",
 }
 
 

@@ -89,6 +89,14 @@ def test_no_parsed_flags_object_and_no_hand_kept_flag_lists():
             assert old_list not in text, (path, old_list)
 
 
+def test_trl_is_a_reference_for_tests_and_benchmarks_never_a_dependency_of_the_recipes():
+    for path in [*(ROOT / "common").rglob("*.py"), *(ROOT / "recipes").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(name == "trl" or name.startswith("trl.") for name in imported), path
+
+
 def test_recipes_stay_short_and_never_call_themselves():
     for path in (ROOT / "recipes").glob("[!_]*.py"):
         text = path.read_text()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from common.run import from_argv
-from recipes import bert_classification, causal_lm, gpt2_sentiment
+from recipes import bert_classification, causal_lm, chat_sft, gpt2_sentiment
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +80,13 @@ def test_smollm2_causal_lm_lowers_shakespeare_perplexity(tmp_path):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_perplexity"] < 0.9 * metrics["test_perplexity_before"]
+
+
+def test_smollm2_learns_to_reply_like_the_chatterbot_corpus_and_to_stop(tmp_path):
+    out = tmp_path / "out"
+    words = ["--max-train-samples", "320", "--max-test-samples", "40", "--epochs", "1", "--output-dir", str(out)]
+    from_argv(chat_sft.main, chat_sft.DEFAULTS, words)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_loss"] < metrics["test_loss_before"] - 0.3  # 2.4 -> ~1.8 in 20 steps
+    assert metrics["test_stopped"] >= 0.9 and metrics["test_stopped"] > metrics["test_stopped_before"]
+    assert metrics["test_chrf"] > metrics["test_chrf_before"]

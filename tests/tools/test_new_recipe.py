@@ -28,7 +28,7 @@ def new_recipe(repo: Path, *words: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "tools/new_recipe.py", *words], cwd=repo, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("source", ["bert_classification", "gpt2_sentiment", "causal_lm"])
+@pytest.mark.parametrize("source", ["bert_classification", "gpt2_sentiment", "causal_lm", "chat_sft"])
 def test_a_new_recipe_is_listed_configured_and_tested(repo, source):
     made = new_recipe(repo, NAME, source)
     assert made.returncode == 0, made.stderr
@@ -111,6 +111,22 @@ def test_new_recipe_never_replaces_files_and_checks_its_words(repo):
     bad_source = new_recipe(repo, "my_task", "no_such_recipe")
     assert bad_source.returncode == 2 and "is not a recipe; choose one of: bert_classification" in bad_source.stderr
     assert not (repo / "recipes" / "my_task.py").exists()
+
+
+def test_a_chat_recipe_pointed_at_a_users_question_answer_csv(repo):
+    import pandas as pd
+
+    (repo / "data").mkdir()
+    rows = pd.DataFrame({"id": range(30), "question": [f"what is {i}?" for i in range(30)], "answer": ["a"] * 30})
+    rows.to_csv(repo / "data" / "faq.csv", index=False)
+    made = new_recipe(repo, NAME, "chat_sft", "--data", "data/faq.csv", "--prompt", "question", "--response", "answer")
+    assert made.returncode == 0, made.stderr
+    recipe = (repo / "recipes" / f"{NAME}.py").read_text()
+    assert 'train_file="data/faq.csv"' in recipe and 'prompt_column="question"' in recipe
+    assert 'response_column="answer"' in recipe and 'dataset="embedded:chatterbot"' not in recipe
+    assert recipe_tests_pass(repo)  # the smoke test writes question/answer rows, as DEFAULTS name them
+    wrong = new_recipe(repo, "other_" + NAME, "chat_sft", "--data", "data/faq.csv", "--prompt", "query")
+    assert wrong.returncode == 2 and "column 'query' is not in the data" in wrong.stderr
 
 
 def test_a_column_variable_the_recipe_does_not_read_is_refused_before_anything_is_written(repo):
