@@ -84,9 +84,9 @@ def main(config: ChatConfig = DEFAULTS) -> dict:
 
     # 6. before: the test replies' loss and the model's own replies to the test prompts; train; after: the same
     test, new_tokens = (datasets["test"], splits["test"]), config.output.max_new_tokens
-    before = evaluate_chat(trainer, tokenizer, *test, new_tokens)
+    before = evaluate_chat(trainer, tokenizer, *test, new_tokens, config.output.reply_prompts)
     train_result = trainer.train(resume_from_checkpoint=resume)
-    after = evaluate_chat(trainer, tokenizer, *test, new_tokens)
+    after = evaluate_chat(trainer, tokenizer, *test, new_tokens, config.output.reply_prompts)
     test = compare(before, after, splits, encoded, tokenizer, trainer.state.global_step, new_tokens)
     metrics = {**train_result.metrics, **test.metrics}
     print_metrics("Held-out test (before -> after)", metrics, SHOWN)

@@ -275,7 +275,9 @@ class ChatCollator:
     (the pad token may be the end-of-turn token, which is trained). Packed rows (position_ids) get no attention mask:
     their position ids keep the conversations apart."""
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None | str = "auto"):
+        if pad_to_multiple_of == "auto":  # as common.data.tokens.padding_collator: tensor cores want it, CPUs do not
+            pad_to_multiple_of = 8 if torch.cuda.is_available() else None
         self.pad, self.multiple = pad_token_id, pad_to_multiple_of
 
     def __call__(self, rows: list[dict]) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -77,8 +78,9 @@ def _normalized(text: str) -> str:
 
 
 def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1: the longest common subsequence of words (lower-cased) over the two lengths."""
-    a, b = candidate.lower().split(), reference.lower().split()
+    """ROUGE-L F1: the longest common subsequence of words over the two lengths; words are runs of lower-cased
+    letters and digits, as rouge-score's tokenizer has them."""
+    a, b = re.findall(r"[a-z0-9]+", candidate.lower()), re.findall(r"[a-z0-9]+", reference.lower())
     if not a or not b:
         return float(a == b)
     previous = [0] * (len(b) + 1)
@@ -114,11 +116,13 @@ def reply_scores(replies: Replies, references: list[list[str]], prefix: str = "t
     }
 
 
-def evaluate_chat(trainer, tokenizer, dataset, conversations: list[list], max_new_tokens: int):
+def evaluate_chat(trainer, tokenizer, dataset, conversations: list[list], max_new_tokens: int, limit: int = 200):
     """(metrics, replies) of the model as it is now on the test conversations (`dataset`: their tokens): the loss of
-    their replies, then its own greedy replies to each different prompt, stopping at the end of a turn."""
+    their replies, then its own greedy replies to the first `limit` different prompts, stopping at the end of a
+    turn."""
     metrics = response_loss(trainer, dataset)
     prompts, references = prompts_and_references(conversations)
+    prompts, references = prompts[:limit], references[:limit]
     batch = trainer.args.per_device_eval_batch_size
     replies = reply(trainer.model, tokenizer, prompts, stop_tokens(tokenizer), max_new_tokens, batch)
     metrics.update(reply_scores(replies, references))
@@ -152,7 +156,9 @@ def compare(before: tuple, after: tuple, splits: dict, encoded: dict, tokenizer,
     before; with the splits' sizes and trained shares, and two training conversations with their trained tokens
     marked (`encoded`: the splits as tokens)."""
     (metrics_before, replies_before), (metrics_after, replies_after) = before, after
+    answered = len(replies_after.texts)  # the first prompts, as evaluate_chat took them
     prompts, references = prompts_and_references(splits["test"])
+    prompts, references = prompts[:answered], references[:answered]
     metrics = {**metrics_after, **{f"{k}_before": v for k, v in metrics_before.items()}}
     answers = pd.DataFrame(
         {

@@ -78,6 +78,8 @@ def reply(
     sampling = dict(do_sample=False)
     if temperature >= GREEDY_BELOW:
         sampling = dict(do_sample=True, temperature=temperature, top_p=top_p)
+    if len(prompts) > batch_size:  # minutes on a CPU: say what it is before it starts
+        logger.info("replying to %d conversations, up to %d new tokens each", len(prompts), max_new_tokens)
     result = Replies([""] * len(prompts), [False] * len(prompts), [0] * len(prompts), [0] * len(prompts))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     model.eval()

@@ -17,11 +17,11 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from common.config import CausalLMTraining, DataConfig, ModelConfig, OutputConfig, RunConfig, Runs, Techniques
+from common.config import DataConfig, OutputConfig
 from common.config.fields import option, positive, tokens_or_auto
 from common.errors import UserError
 from common.tasks.base import Refusal, Route, Task, Text
-from common.tasks.causal_lm import CausalLM
+from common.tasks.causal_lm import CausalLM, CausalLMConfig
 
 
 @dataclass(frozen=True)
@@ -74,18 +74,22 @@ class ChatOutput(OutputConfig):
         check=positive_or_auto,
         metavar="N|auto",
     )
+    reply_prompts: int = option(
+        200,
+        "how many test prompts the model replies to, before and after training (the first N; the reply loss covers "
+        "every test conversation): on a CPU each costs seconds",
+        check=positive,
+        metavar="N",
+    )
 
 
 @dataclass(frozen=True)
-class ChatConfig(RunConfig):
+class ChatConfig(CausalLMConfig):
+    """A causal LM's run, on conversations: its own data and output settings, the causal LM's training (--lm-loss)."""
+
     task: ClassVar[str] = "chat"
-    loss_per_token: ClassVar[bool] = True
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: ChatData = dataclasses.field(default_factory=ChatData)
-    training: CausalLMTraining = dataclasses.field(default_factory=CausalLMTraining)
-    techniques: Techniques = dataclasses.field(default_factory=Techniques)
     output: ChatOutput = dataclasses.field(default_factory=ChatOutput)
-    runs: Runs = dataclasses.field(default_factory=Runs)
 
 
 # ---------------------------------------------------------------- a saved chat model answering

@@ -117,3 +117,20 @@ def test_splits_are_deduplicated_capped_and_carved(tmp_path):
     pd.DataFrame(rows + rows[:5]).to_csv(tmp_path / "qa.csv", index=False)
     splits = conversation_splits(ChatData(train_file=str(tmp_path / "qa.csv"), max_train_samples=20), seed=1)
     assert len(splits["train"]) == 20 and len(splits["validation"]) == len(splits["test"]) == 5
+
+
+def test_a_datasets_dataset_in_the_messages_shape_reads_like_a_file(tmp_path):
+    """What a hub dataset gives (loaded here from a local folder, as `datasets` loads a hub repository): nested
+    messages come back as arrays of structs, and read the same."""
+    from common.tasks.chat import ChatData
+
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(40)
+    ]
+    (tmp_path / "chats").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "chats" / "train.parquet")
+    splits = conversation_splits(ChatData(dataset=str(tmp_path / "chats")), seed=0)
+    assert sum(len(s) for s in splits.values()) == 40
+    assert splits["train"][0] == [{"role": "user", "content": splits["train"][0][0]["content"]},
+                                  {"role": "assistant", "content": splits["train"][0][1]["content"]}]  # fmt: skip
