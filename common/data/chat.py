@@ -61,12 +61,7 @@ def set_chat_template(tokenizer, choice: str, model_name: str) -> list[str]:
             tokenizer.chat_template = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"--chat-template '{choice}' cannot be read ({first_line(e)})") from None
-    try:
-        render(tokenizer, PROBE)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a template's own error, whatever its kind, is said in one line
-        raise UserError(f"the chat template cannot render a two-message conversation ({first_line(e)})") from None
+    render(tokenizer, PROBE)  # a template that cannot render a question and its reply fails here, in one line
     return added
 
 
@@ -110,8 +105,11 @@ def encode(tokenizer, conversations: list[list], train_on: str, where: str) -> d
     """{"input_ids", "labels"} for each conversation: labels are the ids where trained, else -100 (see the module
     docstring). `train_on`: assistant (every reply), last (the last reply), all (every token)."""
     wholes, prefixes, plan = [], [], []
-    for conversation in conversations:
-        wholes.append(render(tokenizer, conversation))
+    for number, conversation in enumerate(conversations, start=1):
+        try:
+            wholes.append(render(tokenizer, conversation))
+        except UserError as e:  # Gemma's and Mistral's templates refuse a system message, for one
+            raise UserError(f"{where}, conversation {number}: {e}; fix it, or choose --chat-template") from None
         turns = [i for i, message in enumerate(conversation) if message["role"] == "assistant"]
         chosen = [] if train_on == "all" else turns if train_on == "assistant" else turns[-1:]
         spans = []
@@ -119,7 +117,7 @@ def encode(tokenizer, conversations: list[list], train_on: str, where: str) -> d
             opening, through = render(tokenizer, conversation[:turn], True), render(tokenizer, conversation[: turn + 1])
             if not through.startswith(opening) or conversation[turn]["content"].strip() not in through[len(opening) :]:
                 raise UserError(
-                    f"{where}, conversation {len(plan) + 1}: the chat template does not render reply {len(spans) + 1} "
+                    f"{where}, conversation {number}: the chat template does not render reply {len(spans) + 1} "
                     f"after its prompt as it renders the prompt alone, so the reply's tokens cannot be told apart; "
                     f"use --chat-template chatml or a template file, or --train-on all"
                 )

@@ -98,15 +98,13 @@ class ChatConfig(CausalLMConfig):
 def chat(run, conversations: list[list], max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 42, top_p=1.0):
     """The saved model's reply to each conversation (Replies: texts, stopped, token counts), stopping at the end of
     a turn as its saved chat template ends one."""
-    from common.data.chat import end_of_turn
+    from common.data.chat import stop_tokens
     from common.model.chat import reply
 
-    stops = [
-        end_of_turn(run.tokenizer),
-        *([run.tokenizer.eos_token_id] if run.tokenizer.eos_token_id is not None else []),
-    ]
-    return reply(run.model, run.tokenizer, conversations, sorted(set(stops)), max_new_tokens, run.batch_size,
-                 temperature, top_p, seed)  # fmt: skip
+    stops = stop_tokens(run.tokenizer)
+    return reply(
+        run.model, run.tokenizer, conversations, stops, max_new_tokens, run.batch_size, temperature, top_p, seed
+    )
 
 
 class ChatMessage(BaseModel):
@@ -226,20 +224,10 @@ class Chat(CausalLM):
             data=data_section(evaluation),
             caveats=evaluation.caveats,
             sections=[before_after_section(evaluation), answers_section(evaluation), masks_section(evaluation)],
-            # in the before/after section instead of the metrics table
-            shown_elsewhere=(
-                "chrf",
-                "bleu",
-                "rouge_l",
-                "exact_match",
-                "stopped",
-                "reply_tokens",
-                "loss_before",
-                "perplexity_before",
-                "next_token_accuracy_before",
-            ),  # fmt: skip
+            shown_elsewhere=IN_BEFORE_AFTER,
             files={"answers.csv": evaluation.answers.to_csv(index=False)},
             test=evaluation.metrics,
+            card_about=", to chat: trained on the assistant's replies through its chat template",
         )
 
     def load_snippet(self, where: str) -> str:
@@ -302,6 +290,11 @@ def data_section(evaluation) -> str:
         for name, count in evaluation.conversations.items()
     ]
     return "\n".join(["## Data", "", "| split | conversations | tokens trained |", "|---|---|---|", *rows, ""])
+
+
+# metrics the before/after section shows, which the metrics table leaves out
+IN_BEFORE_AFTER = ("chrf", "bleu", "rouge_l", "exact_match", "stopped", "reply_tokens", "loss_before",
+                   "perplexity_before", "next_token_accuracy_before")  # fmt: skip
 
 
 def before_after_section(evaluation) -> str:

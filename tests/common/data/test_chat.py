@@ -269,3 +269,13 @@ def test_packed_batches_carry_positions_and_no_attention_mask(smollm2):
     train = chat_datasets(encoded, packing=True, max_length=128)["train"]
     batch = ChatCollator(smollm2.pad_token_id)([train[0]])
     assert set(batch) == {"input_ids", "labels", "position_ids"} and batch["position_ids"][0, 0] == 0
+
+
+def test_a_template_that_refuses_a_conversation_names_it():
+    strict = gpt2_with(  # as Gemma's and Mistral's templates refuse a system message
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}{{ m['content'] + eos_token }}{% endfor %}",
+        [],
+    )
+    with pytest.raises(UserError, match=r"the train data, conversation 2: .*\(System role not supported\); fix it"):
+        encode(strict, CONVERSATIONS, "assistant", "the train data")
