@@ -259,10 +259,24 @@ def file_argv(path: str, defaults: RunConfig) -> list[str]:
         if value_type(annotation) is bool:
             words.append(flag(name) if value else "--no-" + flag(name)[2:])
         elif isinstance(value, list):
+            flagged = [str(item) for item in value if str(item).startswith("-") and not _is_number(str(item))]
+            if flagged:  # it would be read as a flag: a file's value must never turn into an action (--overwrite)
+                raise UserError(
+                    f"--config '{path}': {name}: the value {flagged[0]!r} starts with '-'; a file gives values, "
+                    f"not flags (pass flags on the command line)"
+                )
             words += [flag(name), *map(str, value)]
         else:
             words.append(f"{flag(name)}={value}")  # `=`: a value may start with '-' (a negative number, a prompt)
     return words
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse(defaults: RunConfig, argv: list[str] | None = None, description: str | None = None) -> RunConfig:

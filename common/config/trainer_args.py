@@ -36,6 +36,15 @@ SET_BY_OUR_FLAGS = {
     "activation_checkpointing": "--gradient-checkpointing",
     "gradient_checkpointing": "--gradient-checkpointing",
     "metric_for_best_model": "--best-metric",
+    # the hub: --push-to-hub checks the login and the name before training, uploads the finished run folder (not
+    # Trainer's checkpoints) and names the repository in the model card
+    "push_to_hub": "--push-to-hub USER/NAME",
+    "hub_model_id": "--push-to-hub USER/NAME",
+    "hub_strategy": "--push-to-hub USER/NAME",
+    "hub_token": "--push-to-hub USER/NAME (with HF_TOKEN or `hf auth login`)",
+    "hub_private_repo": "--push-to-hub USER/NAME",
+    "hub_always_push": "--push-to-hub USER/NAME",
+    "hub_revision": "--push-to-hub USER/NAME",
 }
 
 

@@ -126,7 +126,15 @@ def load(folder: str | Path, model_class=None):
 
     peft = _peft()
     folder = Path(folder)
-    adapter = json.loads((folder / "adapter_config.json").read_text())
+    if not (folder / "adapter_model.safetensors").is_file():  # peft would look for it on the hub, by the folder's name
+        raise UserError(
+            f"the LoRA run in '{folder}' has no adapter_model.safetensors (its trained weights); copy the run again "
+            f"whole, or retrain it"
+        )
+    try:
+        adapter = json.loads((folder / "adapter_config.json").read_text())
+    except ValueError:
+        raise UserError(f"'{folder / 'adapter_config.json'}' is not valid JSON; copy the run again whole") from None
     config = AutoConfig.from_pretrained(folder)
     if model_class is None:
         model_class = (

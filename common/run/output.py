@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -60,20 +61,41 @@ def start_run(config: RunConfig) -> str | None:
     continues from (None without --resume). Nothing is deleted here: an earlier run's checkpoints go only when
     training starts (RecipeTrainer.train), once the data and the model have loaded."""
     config.check()
+    remove_stale_staging(config.output.output_dir)  # first: it may put a run cut off while saving back in place
     check_output_dir(config.output.output_dir, config.output.overwrite, config.output.resume)
     if config.output.push_to_hub:
         hub.check_can_push(config.output.push_to_hub)
-    remove_stale_staging(config.output.output_dir)
     resume = resume_point(config)
     set_seed(config.training.seed)
     return resume
 
 
 def is_our_run(path: Path) -> bool:
-    """Whether `path` is an output folder this project wrote: it has the marker, or it holds only what a run in
-    progress writes, or (a run saved before the marker existed) run_config.json beside metrics.json."""
+    """Whether `path` is provably an output folder this project wrote: it has the marker, or it holds only what a
+    run in progress writes before its first checkpoint marks it (checkpoint-N folders, TensorBoard event files).
+    run_config.json beside metrics.json proves nothing: a user's own files (or an old version's run) may be named
+    so, and a save replaces what it cannot tell apart."""
     names = {p.name for p in path.iterdir()}
-    return RUN_MARKER in names or names <= set(WHILE_TRAINING) or {"run_config.json", "metrics.json"} <= names
+    if RUN_MARKER in names:
+        return True
+    if not names <= set(WHILE_TRAINING):
+        return False
+    checkpoints, events = checkpoint_dir(path), tensorboard_dir(path)
+    saved = checkpoints.iterdir() if checkpoints.is_dir() else ()
+    logged = events.iterdir() if events.is_dir() else ()
+    return all(re.fullmatch(r"checkpoint-\d+", p.name) for p in saved) and all(
+        p.name.startswith("events.out.tfevents.") for p in logged
+    )
+
+
+def _first_link(path: Path) -> Path | None:
+    """A symbolic link anywhere inside `path` (not followed), or None: replacing or resuming a folder that holds
+    one would delete or write through it, into whatever it points to (another experiment's logs)."""
+    for folder, subfolders, files in os.walk(path):
+        for name in [*subfolders, *files]:
+            if os.path.islink(os.path.join(folder, name)):
+                return Path(folder, name)
+    return None
 
 
 def _never_replaced(path: Path) -> str | None:
@@ -97,7 +119,16 @@ def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = Non
     if path.exists() and not path.is_dir():
         raise UserError(f"--output-dir '{path}' is a file, not a folder; choose another --output-dir")
     if path.is_dir() and any(path.iterdir()):
-        reason = _never_replaced(path) or (None if is_our_run(path) else "holds files that no run of lm-recipes wrote")
+        reason = _never_replaced(path)
+        if reason is None and not is_our_run(path):
+            reason = "holds files that no run of lm-recipes wrote"
+            if RUN_MARKER not in {p.name for p in path.iterdir()} and (path / RUN_CONFIG).exists():
+                reason = (
+                    f"holds {RUN_CONFIG} but no {RUN_MARKER} marker (a run of a version before the marker, or "
+                    f"files named like a run's), so its files cannot be told from yours"
+                )
+        if reason is None and (link := _first_link(path)):
+            reason = f"holds a symbolic link ({link.relative_to(path)} -> {os.readlink(link)})"
         if reason:
             raise UserError(
                 f"--output-dir '{path}' {reason}, so it is never replaced; choose another --output-dir "
@@ -121,16 +152,34 @@ def _staging_pattern(output_dir: Path) -> re.Pattern:
     return re.compile(re.escape(f".{output_dir.name}.partial-") + r"[a-z0-9_]{8}")
 
 
+def _old_pattern(output_dir: Path) -> re.Pattern:
+    return re.compile(re.escape(f".{output_dir.name}.old-") + r"[a-z0-9_]{8}")
+
+
 def remove_stale_staging(output_dir: str | Path) -> None:
-    """Remove the staging folders (.NAME.partial-XXXXXXXX) that a save killed mid-way left next to `output_dir`;
-    run under the output folder's lock (common.run.launch), so no other run is writing one."""
+    """Clean up after a save killed mid-way (run under the output folder's lock, common.run.launch, so no other run
+    is saving): remove its staging folders (.NAME.partial-XXXXXXXX), and finish a swap cut off between its renames
+    (.NAME.old-XXXXXXXX/run): the old run goes back in place if the new one never arrived, else the files the user
+    had put in it are carried over to the new run."""
     output_dir = Path(output_dir).absolute()
-    if output_dir.parent.is_dir():
-        pattern = _staging_pattern(output_dir)
-        for stale in output_dir.parent.iterdir():
-            if pattern.fullmatch(stale.name) and stale.is_dir() and not stale.is_symlink():
-                logger.info("removing %s, left by a save that was cut off", stale)
-                shutil.rmtree(stale, ignore_errors=True)
+    if not output_dir.parent.is_dir():
+        return
+    staging, old = _staging_pattern(output_dir), _old_pattern(output_dir)
+    for stale in sorted(output_dir.parent.iterdir()):
+        if not stale.is_dir() or stale.is_symlink():
+            continue
+        if staging.fullmatch(stale.name):
+            logger.info("removing %s, left by a save that was cut off", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        elif old.fullmatch(stale.name):
+            previous = stale / "run"
+            if previous.is_dir() and not previous.is_symlink():
+                if not output_dir.exists():
+                    os.replace(previous, output_dir)
+                    logger.info("restored %s from %s, where a save that was cut off had moved it", output_dir, stale)
+                else:
+                    _carry_over(previous, output_dir)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -143,9 +192,15 @@ def output_lock(output_dir: str | Path):
         yield
         return
     key = hashlib.sha256(str(Path(output_dir).resolve()).encode()).hexdigest()[:24]
-    folder = Path(tempfile.gettempdir()) / f"lm-recipes-locks-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
-    with open(folder / f"{key}.lock", "a+") as lock:
+    folder = _private_folder(Path(tempfile.gettempdir()) / f"lm-recipes-locks-{os.getuid()}")
+    # O_NOFOLLOW: never open (and truncate) whatever a link planted at this name points to
+    try:
+        descriptor = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise UserError(
+            f"cannot open the lock file '{folder / key}.lock' ({e.strerror or e}: a link, or not a file); remove it"
+        ) from None
+    with os.fdopen(descriptor, "r+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -155,6 +210,7 @@ def output_lock(output_dir: str | Path):
                 f"--output-dir '{output_dir}' is in use by a run that has not ended ({holder}); wait for it, "
                 f"or choose another --output-dir"
             ) from None
+        lock.seek(0)
         lock.truncate(0)
         lock.write(f"process {os.getpid()}")
         lock.flush()
@@ -162,6 +218,24 @@ def output_lock(output_dir: str | Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _private_folder(folder: Path) -> Path:
+    """`folder` created for this user alone (mode 700), or checked to be so: in a temp folder every user may write,
+    another user could have made it first, or planted a link at its name."""
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise UserError(
+            f"the lock folder '{folder}' is not a folder of yours (a link, or another user's); remove it, or set "
+            f"TMPDIR to a folder of your own"
+        )
+    if info.st_mode & 0o077:  # made by an earlier version, open to others to read
+        os.chmod(folder, 0o700)
+    return folder
 
 
 # settings --resume may change: where the run goes and what is reported after training; every other one is
@@ -340,7 +414,6 @@ def _swap_in(staging: Path, output_dir: Path) -> None:
     if not output_dir.exists():
         os.replace(staging, output_dir)
         return
-    ours = written_by_runs(output_dir)
     old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
     os.replace(output_dir, old / "run")
     try:
@@ -349,12 +422,18 @@ def _swap_in(staging: Path, output_dir: Path) -> None:
         os.replace(old / "run", output_dir)
         old.rmdir()
         raise
-    if ours is not None:
-        for entry in sorted((old / "run").iterdir()):
-            if entry.name not in ours:
-                target = output_dir / entry.name
-                while target.exists():
-                    target = target.with_name(target.name + ".kept")
-                os.replace(entry, target)
-                logger.info("kept %s (not written by a run)", target)
+    _carry_over(old / "run", output_dir)
     shutil.rmtree(old)
+
+
+def _carry_over(previous: Path, output_dir: Path) -> None:
+    """Move into `output_dir` what the user had put in the run folder `previous`: whatever its marker does not
+    list as a run's (a folder without the marker holds only what a run in progress writes: is_our_run)."""
+    ours = written_by_runs(previous) or set(WHILE_TRAINING)
+    for entry in sorted(previous.iterdir()):
+        if entry.name not in ours:
+            target = output_dir / entry.name
+            while target.exists() or target.is_symlink():
+                target = target.with_name(target.name + ".kept")
+            os.replace(entry, target)
+            logger.info("kept %s (not written by a run)", target)

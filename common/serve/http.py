@@ -6,8 +6,8 @@
   POST /generate   {"prompts": ["ROMEO:"], "max_new_tokens": 40, "temperature": 0}  ->  {"generations": ["..."]}
 
 Every error, whatever its status, is {"error": "one line saying what to change"}: 4xx for a bad request (413 for a
-body over --max-request-kb, 408 for one that does not arrive within --body-timeout seconds, 401 without the API
-key), 5xx only for a fault of the server. Responses name no file or folder of the machine.
+body over --max-request-kb, 408 for headers or a body that do not arrive within --body-timeout seconds, 401 without
+the API key, 400 for what is not HTTP), 5xx only for a fault of the server. Responses name no file or folder of the machine.
 With --api-key-env VAR, /predict and /generate need the key in VAR as `Authorization: Bearer KEY` or `X-API-Key: KEY`
 (/health stays open for load balancers). Requests are answered one at a time: the model uses every CPU core.
 """
@@ -18,15 +18,18 @@ import argparse
 import asyncio
 import errno
 import hmac
+import json
 import logging
 import os
 import socket
 import threading
 
+import h11
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from common import tasks
 from common.config.cli import RecipeParser, positive_number
@@ -61,9 +64,10 @@ class Gate:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self.too_large(scope, receive, send)
         body, more = b"", True  # read the body here (a streamed one has no Content-Length), then hand it on
+        deadline = asyncio.get_running_loop().time() + self.timeout  # for the whole body, not each piece of it
         while more:
             try:
-                message = await asyncio.wait_for(receive(), self.timeout)
+                message = await asyncio.wait_for(receive(), max(deadline - asyncio.get_running_loop().time(), 0))
             except TimeoutError:
                 message = f"the request body did not arrive within {self.timeout:g} seconds; send it whole"
                 return await error_response(408, message)(scope, receive, send)
@@ -73,6 +77,8 @@ class Gate:
             more = message.get("more_body", False)
             if len(body) > self.limit:
                 return await self.too_large(scope, receive, send)
+        if problem := unreadable_json(body):
+            return await error_response(422, problem)(scope, receive, send)
         delivered = False
 
         async def replay():
@@ -96,6 +102,72 @@ class Gate:
         await error_response(413, message)(scope, receive, send)
 
 
+def unreadable_json(body: bytes) -> str | None:
+    """What keeps a body that looks like JSON from being read (bytes that are not UTF-8, nesting too deep, a number
+    too long), in words; None for a readable one or for plain malformed JSON, which FastAPI names itself."""
+    if not body.strip():
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"the request body is not valid UTF-8 (byte {e.start}); send UTF-8 JSON"
+    try:
+        json.loads(text)
+    except RecursionError:
+        return "the request body nests JSON arrays or objects too deeply; send a flat request"
+    except json.JSONDecodeError:
+        return None
+    except ValueError as e:  # Python's cap on the digits of an integer (CVE-2020-10735)
+        return f"the request body holds a number that cannot be read ({str(e).split(';')[0]}); send a shorter one"
+    return None
+
+
+class Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with two changes: a request that is not valid HTTP is answered in the
+    {"error": ...} shape of every other answer (uvicorn writes plain text), and a connection whose request headers
+    have not all arrived within `header_timeout` seconds is answered 408 and closed (uvicorn waits for ever, so a
+    client sending a byte a second holds a connection as long as it likes)."""
+
+    header_timeout = 30.0
+    _header_timer = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        if waiting and self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+        elif not waiting and self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def connection_lost(self, exc) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._answer(408, f"the request headers did not arrive within {self.header_timeout:g} seconds")
+
+    def send_400_response(self, msg: str) -> None:
+        self._answer(400, "the request is not valid HTTP/1.1; send a well-formed request")
+
+    def _answer(self, status: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        try:
+            for event in (h11.Response(status_code=status, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+        except h11.LocalProtocolError:  # a response had begun: nothing more can be said on this connection
+            pass
+        self.transport.close()
+
+
 def create_app(
     predictor: Predictor,
     max_batch: int = 64,
@@ -113,7 +185,9 @@ def create_app(
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
             return error_response(422, f"the request body is not valid JSON; send e.g. {example}")
-        where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
+        # the path to the bad value, without pydantic's names of its validators (function-after[_text(), str])
+        parts = [part for part in first["loc"] if part != "body" and (isinstance(part, int) or part.isidentifier())]
+        where = ".".join(map(str, parts)) or "body"
         return error_response(422, f"{where}: {first['msg'].removeprefix('Value error, ')}")
 
     @app.exception_handler(HTTPException)
@@ -210,7 +284,10 @@ def main(argv=None) -> None:
         "--max-request-kb", type=positive_number(int), default=1024, help="largest request body, in KiB"
     )
     parser.add_argument(
-        "--body-timeout", type=positive_number(float), default=30.0, help="seconds to wait for a request's body"
+        "--body-timeout",
+        type=positive_number(float),
+        default=30.0,
+        help="seconds to wait for a request's headers, and for its body",
     )
     parser.add_argument(
         "--api-key-env",
@@ -229,7 +306,8 @@ def main(argv=None) -> None:
     port = sock.getsockname()[1]
     routes = " or ".join(route.path for route in predictor.task.routes)
     print(f"serving {args.model} on http://{args.host}:{port} (GET /health, POST {routes})", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+    protocol = type("Protocol", (Protocol,), {"header_timeout": args.body_timeout})
+    uvicorn.Server(uvicorn.Config(app, log_level="info", http=protocol)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,9 @@ def read_inputs(path: str | None, text_columns: list[str]) -> pd.DataFrame:
             raise UserError(f"{where} is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
         except OSError as e:
             raise UserError(f"{where} cannot be read ({e.strerror or e}); check the file") from None
-        frame = pd.DataFrame({text_columns[0]: [line for line in lines.splitlines() if line.strip()]})
+        # lines end at \n (or \r\n) only: str.splitlines would also cut at form feeds, \x1c-\x1e and U+2028
+        texts = [line.removesuffix("\r") for line in lines.split("\n")]
+        frame = pd.DataFrame({text_columns[0]: [text for text in texts if text.strip()]})
     else:
         frame = read_file(path, "--input", folders=False)
     missing = [c for c in text_columns if c not in frame.columns]
@@ -144,20 +147,67 @@ def read_inputs(path: str | None, text_columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def beside(frame: pd.DataFrame, answers: pd.DataFrame) -> pd.DataFrame:
+    """Every input column as it was, then the answers; an answer named like an input column (the user's own `label`)
+    is called predicted_NAME instead, and said so."""
+    names = {}
+    for name in answers.columns:
+        names[name] = name
+        while names[name] in frame.columns:
+            names[name] = f"predicted_{names[name]}"
+    renamed = {old: new for old, new in names.items() if old != new}
+    if renamed:
+        print(
+            f"the input has columns named like the predictions' ({', '.join(renamed)}): they are kept, and the "
+            f"predictions are in {', '.join(renamed.values())}",
+            file=sys.stderr,
+        )
+    return pd.concat([frame, answers.rename(columns=names)], axis=1)
+
+
 def write_outputs(frame: pd.DataFrame, path: str | None) -> None:
     """jsonl on standard output, or a .csv/.jsonl file written whole (via a temporary file) or not at all."""
     if path is None:
         frame.to_json(sys.stdout, orient="records", lines=True, force_ascii=False)
         return
-    partial = Path(path).with_name(f".{Path(path).name}.partial")
+    target = Path(path)
+    # a new file of a random name (O_EXCL), written through its descriptor: nothing planted beside the output (a
+    # link at a name we would pick) is opened or written through; the rename replaces a link, not what it names
+    descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.absolute().parent)
     try:
-        if path.endswith(".csv"):
-            frame.to_csv(partial, index=False)
-        else:
-            frame.to_json(partial, orient="records", lines=True, force_ascii=False)
-        os.replace(partial, path)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
+            if path.endswith(".csv"):
+                frame.to_csv(file, index=False)
+            else:
+                frame.to_json(file, orient="records", lines=True, force_ascii=False)
+        os.chmod(partial, 0o644 & ~_umask())
+        os.replace(partial, target)
+    except OSError as e:
+        raise UserError(f"could not write --output '{path}' ({e.strerror or e}); choose another --output") from None
     finally:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output_file(path: str, overwrite: bool) -> None:
+    """Before the model loads: --output can be written, and replaces nothing unasked or that is not a file."""
+    output = Path(path)
+    if output.is_dir():
+        raise UserError(f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl")
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise UserError(f"--output '{path}' already exists; pass --overwrite to replace it")
+    if output.exists() and not output.is_file():
+        raise UserError(f"--output '{path}' is not a regular file; give another --output")
+    folder = output.absolute().parent
+    if not folder.is_dir():
+        raise UserError(f"--output '{path}': the folder '{output.parent}' does not exist; create it")
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--output '{path}': cannot write to the folder '{folder}'; choose a folder you can write to")
 
 
 def main(argv=None) -> None:
@@ -185,18 +235,16 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.output and not args.output.endswith((".csv", ".jsonl")):
         parser.error(f"--output '{args.output}' must end in .csv or .jsonl")
-    if args.output and Path(args.output).exists() and not args.overwrite:
-        raise UserError(f"--output '{args.output}' already exists; pass --overwrite to replace it")
-    if args.output and not Path(args.output).absolute().parent.is_dir():
-        raise UserError(f"--output '{args.output}': the folder '{Path(args.output).parent}' does not exist; create it")
+    if args.output:
+        check_output_file(args.output, args.overwrite)
 
     predictor = Predictor(args.model, args.batch_size)
     task = predictor.task
     columns = args.text_column or task.input_columns(predictor.run_config)
     frame = task.read_input(read_inputs(args.input, columns))
     options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
-    frame = task.predict(predictor, frame, columns, **options)
-    write_outputs(frame, args.output)
+    answers = task.predict(predictor, frame[columns].copy(), columns, **options).drop(columns=columns)
+    write_outputs(beside(frame, answers), args.output)
     if args.output:
         print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from common.config import CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig, RunConfig, Runs, Techniques
+from common.errors import UserError
 from common.tasks.base import Refusal, Route, Task, Text
 
 
@@ -36,25 +37,52 @@ class CausalLMConfig(RunConfig):
 def generate(
     run, prompts: list[str], max_new_tokens: int = 60, temperature: float = 0.0, seed: int = 42, progress=False
 ) -> list[str]:
-    """Each prompt's continuation (the new text only): greedy with temperature 0, else seeded nucleus sampling."""
+    """Each prompt's continuation (the new text only): greedy with temperature 0 (or one too small to sample
+    with), else seeded nucleus sampling. A prompt is cut from its start to leave room for the new tokens within
+    the model's positions (check_lengths says which would be)."""
     import torch
     from transformers import set_seed
 
+    from common.model.chat import GREEDY_BELOW
+
     set_seed(seed)
-    run.tokenizer.padding_side = "left"  # new tokens follow the prompt directly in every row of the batch
-    sampling = dict(do_sample=True, temperature=temperature, top_p=0.9) if temperature > 0 else dict(do_sample=False)
+    max_new_tokens = min(max_new_tokens, run.positions - 1)
+    sampling = dict(do_sample=False)
+    if temperature >= GREEDY_BELOW:
+        sampling = dict(do_sample=True, temperature=temperature, top_p=0.9)
     results: list[str | None] = [None] * len(prompts)
-    with torch.inference_mode():
-        for positions, batch in run.batches(prompts, progress):
-            inputs = run.tokenizer(
-                batch, return_tensors="pt", padding=True, truncation=True, max_length=run.max_length
-            ).to(run.device)
-            output = run.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, pad_token_id=run.tokenizer.pad_token_id, **sampling
-            )
-            for position, row in zip(positions, output[:, inputs["input_ids"].shape[1] :]):
-                results[position] = run.tokenizer.decode(row, skip_special_tokens=True)
+    sides = run.tokenizer.padding_side, run.tokenizer.truncation_side
+    # new tokens follow the prompt directly in every row of the batch; a cut prompt keeps its end, which the
+    # continuation follows
+    run.tokenizer.padding_side = run.tokenizer.truncation_side = "left"
+    try:
+        with torch.inference_mode():
+            for positions, batch in run.batches(prompts, progress):
+                inputs = run.tokenizer(
+                    batch,
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=min(run.max_length, run.positions - max_new_tokens),
+                ).to(run.device)
+                output = run.model.generate(
+                    **inputs, max_new_tokens=max_new_tokens, pad_token_id=run.tokenizer.pad_token_id, **sampling
+                )
+                for position, row in zip(positions, output[:, inputs["input_ids"].shape[1] :]):
+                    results[position] = run.tokenizer.decode(row, skip_special_tokens=True)
+    finally:
+        run.tokenizer.padding_side, run.tokenizer.truncation_side = sides
     return results
+
+
+def too_long(run, prompts: list[str], max_new_tokens: int) -> tuple[int, int] | None:
+    """(the prompt's number, its tokens) of the first prompt that with `max_new_tokens` new tokens passes the
+    model's positions, or None."""
+    room = run.positions - max_new_tokens
+    for number, tokens in enumerate(run.tokenizer(prompts)["input_ids"]):
+        if len(tokens) > room:
+            return number, len(tokens)
+    return None
 
 
 class GenerateRequest(BaseModel):
@@ -67,6 +95,17 @@ class GenerateRequest(BaseModel):
 def answer_generate(run, request: GenerateRequest, max_batch: int) -> dict:
     if len(request.prompts) > max_batch:
         raise Refusal(f"{len(request.prompts)} prompts in one request; send at most {max_batch}")
+    if request.max_new_tokens >= run.positions:
+        raise Refusal(
+            f"max_new_tokens: this model reads at most {run.positions} tokens, prompt included; ask for fewer", 422
+        )
+    if problem := too_long(run, request.prompts, request.max_new_tokens):
+        number, tokens = problem
+        raise Refusal(
+            f"prompts.{number} takes {tokens} tokens, and with max_new_tokens {request.max_new_tokens} passes the "
+            f"{run.positions} this model reads; send a shorter prompt or ask for fewer new tokens",
+            413,
+        )
     return {"generations": generate(run, request.prompts, request.max_new_tokens, request.temperature, request.seed)}
 
 
@@ -137,7 +176,23 @@ class CausalLM(Task):
         return architecture in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()) or architecture.endswith("ForCausalLM")
 
     def predict(self, run, frame, columns, *, max_new_tokens: int, temperature: float, seed: int):
+        import logging
+
+        if max_new_tokens >= run.positions:
+            raise UserError(
+                f"--max-new-tokens {max_new_tokens}: this model reads at most {run.positions} tokens, prompt "
+                f"included; ask for fewer"
+            )
         prompts = frame[columns[0]].astype(str).tolist()
+        room = run.positions - max_new_tokens
+        cut = sum(len(tokens) > room for tokens in run.tokenizer(prompts)["input_ids"])
+        if cut:
+            logging.getLogger(__name__).warning(
+                "%d prompt(s) are longer than the %d tokens that leave room for %d new ones: their starts are cut",
+                cut,
+                room,
+                max_new_tokens,
+            )
         frame["generation"] = generate(run, prompts, max_new_tokens, temperature, seed, progress=True)
         return frame
 

@@ -56,7 +56,7 @@ def test_existing_output_is_not_overwritten_without_asking(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"test_accuracy": 0.99}')
-    (out / "run_config.json").write_text("{}")  # a run saved by an earlier version (before the .lm-recipes-run marker)
+    (out / ".lm-recipes-run").write_text('{"written_by": "lm-recipes", "files": ["metrics.json"]}')
     result = run_recipe("bert_classification", "--output-dir", out)
     assert result.returncode == 2 and "pass --overwrite" in result.stderr
     assert (out / "metrics.json").read_text() == '{"test_accuracy": 0.99}'

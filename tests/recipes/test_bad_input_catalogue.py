@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from common.run import command_line, from_argv
 from common.run import output as outputs
+from common.train.checkpoints import mark_run
 from recipes import bert_classification, causal_lm, gpt2_sentiment
 from tests.conftest import cut_copy
 
@@ -488,8 +489,58 @@ def interrupted_run(tmp_path):
     return run
 
 
+def unmarked_run_names(tmp_path):
+    folder = users_folder(tmp_path)  # the user's files beside two named like a run's (or an old version's run)
+    (folder / "run_config.json").write_text("{}")
+    (folder / "metrics.json").write_text("{}")
+    return folder
+
+
+def run_with_a_link(tmp_path):
+    shared = tmp_path / "shared_logs"  # other experiments' TensorBoard logs
+    shared.mkdir()
+    (shared / "events.out.tfevents.1.other").write_text("another experiment")
+    run = tmp_path / "run"
+    mark_run(run, ["metrics.json"])
+    (run / "metrics.json").write_text("{}")
+    (run / "tensorboard").symlink_to(shared)
+    return run
+
+
+def a_run(tmp_path):
+    run = tmp_path / "run"
+    mark_run(run, ["metrics.json"])
+    (run / "metrics.json").write_text('{"test_accuracy": 0.9}')
+    (tmp_path / "smuggle.yaml").write_text("text_column: [text, --overwrite]\n")
+    return run
+
+
 DATA_LOSS = [
     # (id, the folder the user has, flags, the line must contain)
+    (
+        "--overwrite on files named like a run's, without our marker",
+        unmarked_run_names,
+        ["--overwrite"],
+        "holds run_config.json but no .lm-recipes-run marker",
+    ),
+    (
+        "--overwrite on a run folder holding a symbolic link",
+        run_with_a_link,
+        ["--overwrite", "--report-to", "tensorboard"],
+        "holds a symbolic link (tensorboard -> ",
+    ),
+    (
+        "--resume on a run folder holding a symbolic link",
+        run_with_a_link,
+        ["--resume", "--report-to", "tensorboard"],
+        "holds a symbolic link (tensorboard -> ",
+    ),
+    (
+        "a --config value that is a flag (--overwrite)",
+        a_run,
+        ["--config", "{tmp}/smuggle.yaml"],
+        "text_column: the value '--overwrite' starts with '-'; a file gives values, not flags",
+    ),
     ("--overwrite on the user's own folder", users_folder, ["--overwrite"], "holds files that no run of lm-recipes"),
     ("--resume on the user's own folder", users_folder, ["--resume"], "holds files that no run of lm-recipes"),
     ("--overwrite on a git checkout", git_checkout, ["--overwrite"], "holds a git repository"),
@@ -511,10 +562,11 @@ DATA_LOSS = [
 @pytest.mark.parametrize("case, make, flags, expected", DATA_LOSS, ids=[c[0] for c in DATA_LOSS])
 def test_users_files_survive(case, make, flags, expected, tmp_path, capsys):
     folder = make(tmp_path)
-    before = snapshot(folder)
+    before = snapshot(tmp_path)
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
     code, err = run_in_process("bert", ["--output-dir", str(folder), *flags], capsys)
     assert_one_clear_line(code, err, expected)
-    assert snapshot(folder) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_the_current_folder_and_a_symlink_are_never_replaced(tmp_path, capsys, monkeypatch):

@@ -17,9 +17,15 @@ class ModelConfig(Group):
     model: str | None = option(
         None, "embedded:NAME (offline, ships with the project), a local folder, or a hub id such as gpt2"
     )
-    trust_remote_code: bool = option(False, "allow models that ship their own Python code")
+    # the two that let a model run code: asked for on the command line only, never by a file someone gave you
+    trust_remote_code: bool = option(
+        False, "allow models that ship their own Python code (command line only)", from_file=False
+    )
     allow_pickle: bool = option(
-        False, "also read pickle weights (.bin), which can run code when loaded; default: safetensors only"
+        False,
+        "also read pickle weights (.bin), which can run code when loaded; default: safetensors only (command line "
+        "only)",
+        from_file=False,
     )
     attention: str = option(
         "auto",

@@ -161,6 +161,9 @@ def test_trainer_args_reach_training_arguments_from_the_command_line_and_a_confi
         (["--trainer-arg", "optim"], "takes KEY=VALUE words such as optim=adafactor, got 'optim'"),
         (["--trainer-arg", "optim=nonsense"], "nonsense is not a valid OptimizerNames"),
         (["--optim", "adafactor"], "--optim: pass it as --trainer-arg optim=VALUE"),
+        # the hub goes through --push-to-hub, which checks the login and the name before training
+        (["--trainer-arg", "push_to_hub=true"], "push_to_hub: use --push-to-hub USER/NAME"),
+        (["--trainer-arg", "hub_model_id=me/x"], "hub_model_id: use --push-to-hub USER/NAME"),
     ],
 )
 def test_a_bad_trainer_arg_is_one_line_before_anything_loads(argv, message, capsys):
@@ -224,3 +227,15 @@ def test_a_config_files_relative_paths_are_read_from_its_folder_unless_they_exis
 def test_a_config_of_only_comments_changes_nothing(tmp_path):
     (tmp_path / "variants.yaml").write_text("# epochs: 3\n# lr: 5.0e-5\n")
     assert parse(bert_classification, "--config", tmp_path / "variants.yaml") == bert_classification.DEFAULTS
+
+
+def test_a_config_file_never_lets_a_model_run_code_nor_asks_for_an_action(tmp_path):
+    file = tmp_path / "given.yaml"  # a file someone sent: what runs code is asked for on the command line only
+    file.write_text("trust_remote_code: true\nallow_pickle: true\noverwrite: true\nresume: last\nlr: 1e-4\n")
+    config = parse(bert_classification, "--config", file)
+    assert not config.model.trust_remote_code and not config.model.allow_pickle
+    assert not config.output.overwrite and config.output.resume is None and config.training.lr == 1e-4
+    assert parse(bert_classification, "--config", file, "--trust-remote-code").model.trust_remote_code
+    negative = tmp_path / "negative.yaml"  # a value starting with '-' is still a value where it is a number
+    negative.write_text("text_column: [text, '-1']\n")
+    assert parse(bert_classification, "--config", negative).data.text_column == ["text", "-1"]

@@ -1,5 +1,7 @@
 import errno
+import hashlib
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,14 +54,45 @@ def test_overwrite_never_replaces_what_no_run_of_ours_wrote(tmp_path, monkeypatc
         outputs.check_output_dir(Path("."), overwrite=True)
     assert (mine / "chapter1.tex").read_text() == "years of work" and (repo / ".git").is_dir()
     # what a run of ours left: its marker, or only checkpoints from an interrupted run, or an earlier version's files
-    interrupted = tmp_path / "interrupted"
+    interrupted = tmp_path / "interrupted"  # what a run of ours left before its first checkpoint marked it
     (interrupted / "checkpoints" / "checkpoint-5").mkdir(parents=True)
-    older = tmp_path / "older"
-    older.mkdir()
+    (interrupted / "tensorboard").mkdir()
+    (interrupted / "tensorboard" / "events.out.tfevents.1.host").write_text("")
+    assert outputs.check_output_dir(interrupted, overwrite=True) == interrupted
+
+
+def test_files_named_like_a_run_but_unmarked_are_never_replaced(tmp_path):
+    older = tmp_path / "older"  # an old version's run, or the user's own files with a run's names
+    (older / "thesis").mkdir(parents=True)
     (older / "run_config.json").write_text("{}")
     (older / "metrics.json").write_text("{}")
-    for folder in (interrupted, older):
-        assert outputs.check_output_dir(folder, overwrite=True) == folder
+    (older / "precious.csv").write_text("a,b\n")
+    mine = tmp_path / "mine"  # the names a run in progress writes, holding something else
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "checkpoints" / "notes.txt").write_text("mine")
+    for folder, message in ((older, "but no .lm-recipes-run marker"), (mine, "holds files that no run")):
+        for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}):
+            with pytest.raises(UserError, match=message):
+                outputs.check_output_dir(folder, **flags)
+    assert (older / "precious.csv").read_text() == "a,b\n" and (mine / "checkpoints" / "notes.txt").exists()
+
+
+def test_a_run_folder_holding_a_symbolic_link_anywhere_is_never_replaced_or_resumed(tmp_path):
+    shared = tmp_path / "shared_logs"  # other experiments' event files
+    shared.mkdir()
+    (shared / "events.out.tfevents.9.other").write_text("theirs")
+    run = tmp_path / "run"
+    outputs.mark_run(run)
+    (run / "tensorboard").symlink_to(shared)
+    deeper = tmp_path / "deeper"
+    (deeper / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    outputs.mark_run(deeper)
+    (deeper / "checkpoints" / "checkpoint-2" / "model.safetensors").symlink_to(shared / "events.out.tfevents.9.other")
+    for folder, link in ((run, "tensorboard"), (deeper, "checkpoints/checkpoint-2/model.safetensors")):
+        for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}):
+            with pytest.raises(UserError, match=f"holds a symbolic link \\({link} -> "):
+                outputs.check_output_dir(folder, **flags)
+    assert (shared / "events.out.tfevents.9.other").read_text() == "theirs"
 
 
 def test_unwritable_output_parent_is_refused_before_training(tmp_path, monkeypatch):
@@ -75,11 +108,12 @@ def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("from a previous run")
+    (out / "old.txt").write_text("from before")  # in an unmarked folder nothing is provably a run's: kept
     config = classification_config(output_dir=str(out), seed=1)
     outputs.save_run(config, model, tokenizer, {"test_accuracy": 0.9}, [{"loss": 1.0, "step": 1}])
     names = {p.name for p in out.iterdir()}
-    assert "model.safetensors" in names and "old.txt" not in names and outputs.RUN_MARKER in names
+    assert "model.safetensors" in names and outputs.RUN_MARKER in names
+    assert (out / "old.txt").read_text() == "from before"
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     assert json.loads((out / "metrics.json").read_text()) == {"test_accuracy": 0.9}
     assert json.loads((out / "log_history.json").read_text()) == [{"loss": 1.0, "step": 1}]
@@ -226,6 +260,43 @@ def test_a_second_run_into_the_same_folder_refuses_at_once(tmp_path):
             pass
     with outputs.output_lock(out):  # free again once the first run ended
         pass
+
+
+def test_the_lock_never_opens_a_planted_link_or_a_folder_that_is_not_the_users(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputs.tempfile, "tempdir", str(tmp_path))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    folder = tmp_path / f"lm-recipes-locks-{os.getuid()}"
+    folder.symlink_to(tmp_path)  # a link planted at the lock folder's name
+    with pytest.raises(UserError, match="is not a folder of yours \\(a link, or another user's\\)"):
+        with outputs.output_lock(tmp_path / "out"):
+            pass
+    folder.unlink()
+    folder.mkdir(mode=0o755)  # an earlier version's lock folder: made private
+    key = hashlib.sha256(str((tmp_path / "out").resolve()).encode()).hexdigest()[:24]
+    (folder / f"{key}.lock").symlink_to(victim)  # a link planted at the lock file's name
+    with pytest.raises(UserError, match="cannot open the lock file .*; remove it"):
+        with outputs.output_lock(tmp_path / "out"):
+            pass
+    assert victim.read_text() == "keep me" and folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_save_cut_off_between_its_renames_is_finished_at_the_next_start(tmp_path):
+    # killed after the old run was moved aside and before the new one arrived: the old run goes back
+    old = tmp_path / ".out.old-ab12cd34"
+    outputs.mark_run(old / "run", ["metrics.json"])
+    (old / "run" / "metrics.json").write_text("{}")
+    (old / "run" / "notes.txt").write_text("mine")
+    outputs.remove_stale_staging(tmp_path / "out")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine" and not old.exists()
+    # killed after the new run arrived and before the user's files were carried over: they are carried over now
+    (tmp_path / "out").rename(old.with_name(".out.old-zz99yy88").mkdir() or old.with_name(".out.old-zz99yy88") / "run")
+    outputs.mark_run(tmp_path / "out", ["metrics.json"])
+    (tmp_path / "out" / "metrics.json").write_text('{"new": 1}')
+    outputs.remove_stale_staging(tmp_path / "out")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == {"new": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_stale_staging_folders_are_removed_at_the_next_run(tmp_path):

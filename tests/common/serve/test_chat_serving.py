@@ -10,7 +10,7 @@ from common.serve.predict import Predictor
 from common.tasks.chat import chat
 from recipes import chat_sft
 from tests.common.serve.conftest import serving
-from tests.common.serve.test_http import check_bad_requests
+from tests.common.serve.test_http import check_bad_requests, fuzz
 from tests.common.serve.test_predict_and_serve import predict
 
 HELLO = [{"role": "user", "content": "what is 3 plus one?"}]
@@ -84,6 +84,13 @@ def test_a_vanishing_temperature_is_greedy_not_a_server_fault(chat_server):
     status, answer = call("POST", "/v1/chat/completions", {"messages": HELLO, "temperature": 1e-300, "max_tokens": 4})
     greedy = call("POST", "/v1/chat/completions", {"messages": HELLO, "temperature": 0, "max_tokens": 4})[1]
     assert status == 200 and answer["choices"][0]["message"] == greedy["choices"][0]["message"]
+
+
+def test_hostile_json_never_gets_a_server_fault(chat_server):
+    call, _ = chat_server
+    valid = {"messages": [{"role": "system", "content": "be brief"}, *HELLO], "max_tokens": 4, "temperature": 0.7}
+    statuses = fuzz(call, "/v1/chat/completions", valid)
+    assert len(statuses) > 1 and 200 in statuses, statuses
 
 
 def test_predict_replies_to_a_messages_jsonl_and_to_a_message_per_line(chat_run, tmp_path):

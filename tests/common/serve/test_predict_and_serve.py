@@ -198,3 +198,58 @@ def test_a_lora_run_names_its_base_model_portably(tiny_gpt2, reviews_csv, tmp_pa
         Predictor(run)
     moved.rename(base)
     assert classify(Predictor(run), ["a joy"])[0]["probability"] == pytest.approx(expected, abs=1e-6)
+    (run / "adapter_model.safetensors").unlink()  # the trained adapter deleted: not a hub lookup by the folder's name
+    with pytest.raises(UserError, match="has no adapter_model.safetensors \\(its trained weights\\)"):
+        Predictor(run)
+
+
+# ---- predict: what the user has is kept, and nothing is written through a link
+
+
+def test_predict_keeps_every_input_column_and_names_its_own_apart(classifier_run, tmp_path, capsys):
+    from common.serve.predict import main
+
+    frame = pd.DataFrame({"review": ["a joy", "a mess"], "label": ["mine-1", "mine-2"], "probability": [0.1, 0.2]})
+    frame.to_csv(tmp_path / "labelled.csv", index=False)
+    main([str(classifier_run), "--input", str(tmp_path / "labelled.csv"), "--output", str(tmp_path / "p.csv")])
+    out = pd.read_csv(tmp_path / "p.csv")
+    assert out["label"].tolist() == ["mine-1", "mine-2"] and out["probability"].tolist() == [0.1, 0.2]
+    assert set(out["predicted_label"]) <= {"neg", "pos"} and out["predicted_probability"].between(0.5, 1).all()
+    assert "predictions are in predicted_label, predicted_probability" in capsys.readouterr().err
+    # a line ends at \n only: a form feed, \x1c or U+2028 inside a line is part of it
+    (tmp_path / "odd.txt").write_text("a joy\x0cstill one\na mess\x1cstill one\u2028still\r\nthird\n")
+    main([str(classifier_run), "--input", str(tmp_path / "odd.txt"), "--output", str(tmp_path / "odd.jsonl")])
+    rows = [json.loads(line) for line in (tmp_path / "odd.jsonl").read_text().strip().split("\n")]
+    assert [r["review"] for r in rows] == ["a joy\x0cstill one", "a mess\x1cstill one\u2028still", "third"]
+
+
+def test_predict_writes_its_output_whole_and_never_through_a_planted_link(tmp_path, monkeypatch):
+    from common.serve.predict import check_output_file, write_outputs
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / ".p.csv.partial").symlink_to(victim)  # where an earlier version wrote its temporary file
+    (tmp_path / "p.csv").symlink_to(victim)  # the output's own name, a link: replaced with --overwrite, not followed
+    write_outputs(pd.DataFrame({"text": ["a"], "label": ["pos"]}), str(tmp_path / "p.csv"))
+    assert victim.read_text() == "keep me" and not (tmp_path / "p.csv").is_symlink()
+    assert pd.read_csv(tmp_path / "p.csv")["label"].tolist() == ["pos"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".p.csv.partial", "p.csv", "victim.txt"]
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(UserError, match="--output '.*folder.csv' is a folder; give a file name"):
+        check_output_file(str(tmp_path / "folder.csv"), overwrite=True)
+    monkeypatch.setattr("common.serve.predict.os.access", lambda path, mode: False)  # tests run as root
+    with pytest.raises(UserError, match="cannot write to the folder .*; choose a folder you can write to"):
+        check_output_file(str(tmp_path / "new.csv"), overwrite=False)
+
+
+def test_predict_on_a_gpt2_run_cuts_long_prompts_and_treats_a_vanishing_temperature_as_greedy(tiny_gpt2, tmp_path):
+    from common.tasks.causal_lm import TASK
+
+    run = train_generator(tiny_gpt2, tmp_path)  # GPT-2's positions are learned: 128 here, and no more
+    predictor = Predictor(run)
+    frame = pd.DataFrame({"text": ["line 3", "line " * 400]})
+    with pytest.raises(UserError, match="--max-new-tokens 128: this model reads at most 128 tokens"):
+        TASK.predict(predictor, frame.copy(), ["text"], max_new_tokens=128, temperature=0.0, seed=1)
+    greedy = TASK.predict(predictor, frame.copy(), ["text"], max_new_tokens=20, temperature=0.0, seed=1)
+    tiny = TASK.predict(predictor, frame.copy(), ["text"], max_new_tokens=20, temperature=1e-300, seed=1)
+    assert greedy["generation"].tolist() == tiny["generation"].tolist() and len(greedy) == 2
