@@ -16,7 +16,7 @@ import warnings
 
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,17 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the machine (or the GPU) running out of memory: MemoryError, torch's OutOfMemoryError,
+    or its CPU allocator's RuntimeError."""
+    text = str(error)
+    return (
+        isinstance(error, MemoryError)
+        or type(error).__name__ == "OutOfMemoryError"
+        or ("can't allocate memory" in text or "CUDA out of memory" in text)
+    )
+
+
 def run_cli(main, argv=None, when_stopped: str = "") -> None:
     """Run a command's main(argv): bad input (UserError) ends with one line on stderr and exit status 2; Ctrl-C and
     SIGTERM end with one line (plus `when_stopped`) and 130 / 143, after the cleanup a crash would skip."""
@@ -161,6 +172,15 @@ def run_cli(main, argv=None, when_stopped: str = "") -> None:
         main(argv)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (MemoryError, RuntimeError) as e:
+        if not out_of_memory(e):
+            raise
+        print(
+            f"error: out of memory ({first_line(e, 120)}); lower --batch-size (--grad-accum N keeps the step and "
+            f"runs it in N parts) or --max-length",
+            file=sys.stderr,
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted" + when_stopped, file=sys.stderr)

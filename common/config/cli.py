@@ -8,14 +8,14 @@ command line wins) and returns a checked config of the same class. Bad input end
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from common.config.fields import check_value, flag, is_list, parse_text, positive, value_type
+from common.config.files import read_mapping
 from common.config.schema import RunConfig
 from common.config.trainer_args import trainer_arg_words, training_argument_names
-from common.errors import UserError, first_line
+from common.errors import UserError
 
 # The HF examples' spellings (run_glue.py, run_clm.py, TrainingArguments) of settings that mean the same here.
 # Any flag of ours is also read with underscores (--max_train_samples, --output_dir, --block_size).
@@ -194,26 +194,9 @@ def answer_help(defaults: RunConfig, description: str | None = None) -> None:
 def read_config_file(path: str) -> dict:
     """A --config file as {name: value}; one clear line for a missing or unreadable file."""
     file = Path(path)
-    if file.is_dir():
-        raise UserError(f"--config '{path}' is a folder; give a .yaml or .json file of settings")
-    if not file.is_file():
-        raise UserError(f"--config '{path}' does not exist")
-    is_yaml = file.suffix in (".yaml", ".yml")
-    try:
-        if is_yaml:
-            import yaml
-
-            values = yaml.safe_load(file.read_text())
-        else:
-            values = json.loads(file.read_text())
-    except Exception as e:  # noqa: BLE001 - any parse error is the user's file, said in one line
-        raise UserError(
-            f"--config '{path}' could not be read as {'YAML' if is_yaml else 'JSON'}: {first_line(e)}"
-        ) from None
+    values = read_mapping(path, "--config", "settings (lr: 1e-4, batch_size: 16, ...)")
     if values is None:  # empty, or only comments (a config of variants with every key commented out)
         values = {}
-    if not isinstance(values, dict):
-        raise UserError(f"--config '{path}' must map flag names to values (lr: 1e-4, batch_size: 16, ...)")
     values = {key.replace("-", "_"): value for key, value in values.items()}
     for key in PATH_SETTINGS:  # relative to where the run starts, or else to the config file's folder
         value = values.get(key)
@@ -258,6 +241,8 @@ def file_argv(path: str, defaults: RunConfig) -> list[str]:
             continue
         if value_type(annotation) is bool:
             words.append(flag(name) if value else "--no-" + flag(name)[2:])
+        elif isinstance(value, list) and not (is_list(annotation) or field.metadata["repeatable"]):
+            raise UserError(f"--config '{path}': {name} takes one value, not a list ({value!r})")
         elif isinstance(value, list):
             flagged = [str(item) for item in value if str(item).startswith("-") and not _is_number(str(item))]
             if flagged:  # it would be read as a flag: a file's value must never turn into an action (--overwrite)

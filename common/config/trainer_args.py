@@ -48,6 +48,13 @@ SET_BY_OUR_FLAGS = {
 }
 
 
+# TrainingArguments fields the recipes cannot work with: refused before anything loads (they failed in evaluation)
+REFUSED = {
+    "prediction_loss_only": "the recipes' evaluation needs the predictions, not only the loss",
+    "label_names": "the recipes name the label column themselves (labels)",
+}
+
+
 def split_trainer_arg(word: str) -> tuple[str, object]:
     """'max_grad_norm=0.5' -> ('max_grad_norm', 0.5). The value is read as JSON where it is JSON (numbers, true,
     {"num_cycles": 2}); anything else stays a string (adamw_torch_fused, wandb). ValueError says what is wrong."""
@@ -74,6 +81,8 @@ def check_trainer_arg(word: str) -> str | None:
         return str(e)
     if key in SET_BY_OUR_FLAGS:
         return f"{key}: use {SET_BY_OUR_FLAGS[key]}, which sets it for the recipes"
+    if key in REFUSED:
+        return f"{key}: {REFUSED[key]}; leave it out"
     fields = training_argument_names()
     if key not in fields:
         import difflib
@@ -88,14 +97,43 @@ def _refused_value(word: str) -> str | None:
     """TrainingArguments' own complaint about this one value, if any (optim=nonsense): before any data loads."""
     import tempfile
 
-    from transformers import TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
     from common.errors import first_line
 
     try:
-        TrainingArguments(output_dir=tempfile.gettempdir(), **trainer_overrides([word]))
+        arguments = TrainingArguments(output_dir=tempfile.gettempdir(), **trainer_overrides([word]))
+        if "optim" in trainer_overrides([word]):  # an optimizer whose package is missing fails only when built
+            Trainer.get_optimizer_cls_and_kwargs(arguments)
     except (ValueError, TypeError, ImportError) as e:
         return first_line(e)
+    return None
+
+
+def scheduler_kwargs_problem(scheduler: str, words: list[str]) -> str | None:
+    """What is wrong with lr_scheduler_kwargs among the --trainer-arg `words` for the --scheduler `scheduler` (a
+    keyword its schedule function does not take fails only when training starts), or None."""
+    kwargs = trainer_overrides(words).get("lr_scheduler_kwargs")
+    if not kwargs:
+        return None
+    if not isinstance(kwargs, dict):
+        return 'lr_scheduler_kwargs: give a JSON object such as {"num_cycles": 2}'
+    import inspect
+
+    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+    from transformers.trainer_utils import SchedulerType
+
+    parameters = inspect.signature(TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(scheduler)]).parameters
+    if "kwargs" in parameters:
+        return None
+    takes = [p for p in parameters if p not in ("optimizer", "num_warmup_steps", "num_training_steps", "last_epoch")]
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        return (
+            f"lr_scheduler_kwargs: the {scheduler} schedule takes no {', '.join(unknown)} "
+            f"({'it takes ' + ', '.join(takes) if takes else 'it takes none'}); choose a --scheduler that does "
+            f"(num_cycles: cosine)"
+        )
     return None
 
 

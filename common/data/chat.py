@@ -59,8 +59,12 @@ def set_chat_template(tokenizer, choice: str, model_name: str) -> list[str]:
             raise UserError(f"--chat-template '{choice}' is neither auto, chatml nor a Jinja template file")
         try:
             tokenizer.chat_template = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"--chat-template '{choice}' cannot be read ({first_line(e)})") from None
+        except UnicodeDecodeError as e:
+            raise UserError(
+                f"--chat-template '{choice}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8"
+            ) from None
+        except OSError as e:
+            raise UserError(f"--chat-template '{choice}' cannot be read ({first_line(e)}); check the file") from None
     render(tokenizer, PROBE)  # a template that cannot render a question and its reply fails here, in one line
     return added
 

@@ -163,6 +163,8 @@ def checked(messages: list[dict], ends_on: str = "assistant") -> list[dict]:
                 f"message {position} is from the {role} {after}; user and assistant take turns, user first"
             )
         result.append({"role": role, "content": content})
+    if all(message["role"] == "system" for message in result):
+        raise ValueError("the conversation holds only a system message; add the user's message and the reply")
     if result[-1]["role"] != ends_on:
         if ends_on == "assistant":
             raise ValueError("the conversation ends on the user, with no reply to learn")

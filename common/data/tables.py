@@ -40,11 +40,17 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
         )
     if path.is_dir():
         files = sorted(path.rglob("*.txt"))
+        odd = [f for f in files if not f.is_file()]  # a named pipe would block the read for ever
+        if odd:
+            logger.warning("skipping %d entries of %s that are not regular files (%s, ...)", len(odd), path, odd[0])
+            files = [f for f in files if f.is_file()]
         if not files:
             raise UserError(
                 f"{flag} '{path}' is a folder with no .txt files in it; point it at a file or a folder of .txt files"
             )
         return pd.DataFrame({"text": [_read_text(f, flag) for f in files], "title": [f.stem for f in files]})
+    if not path.is_file():
+        raise UserError(f"{flag} '{path}' is not a regular file (a pipe or a device); save the data to a file")
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES + CORPUS_SUFFIXES:
         supported = " ".join(TABLE_SUFFIXES + CORPUS_SUFFIXES)
@@ -54,11 +60,11 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
     if suffix != ".parquet":
         _check_is_text(path, flag, suffix)
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path, encoding="utf-8")
+        if suffix == ".csv":  # every cell as written: labels are names (01 is not 1, None is not missing)
+            return pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
         if suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
+        table = pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{flag} '{path}' is not valid UTF-8 (byte {e.start}); re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -66,9 +72,19 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
     except PermissionError:
         raise UserError(f"{flag} '{path}' cannot be read (permission denied); check its permissions") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
+        if suffix == ".json" and "Trailing data" in str(e):
+            raise UserError(
+                f"{flag} '{path}' holds JSON lines (one object per line), not one JSON document; rename it to .jsonl"
+            ) from None
         raise UserError(
             f"{flag} '{path}' could not be read as {suffix[1:]} ({first_line(e)}); check its format"
         ) from None
+    if not all(isinstance(column, str) for column in table.columns):
+        raise UserError(
+            f"{flag} '{path}' holds rows without column names (lists or bare values, not objects); give one "
+            f'object per row, such as {{"text": "...", "label": "..."}}'
+        )
+    return table
 
 
 def _check_is_text(path: Path, flag: str, suffix: str) -> None:
@@ -78,6 +94,10 @@ def _check_is_text(path: Path, flag: str, suffix: str) -> None:
             start = f.read(65536)
     except OSError as e:
         raise UserError(f"{flag} '{path}' cannot be read ({e.strerror or first_line(e)}); check the file") from None
+    odd, even = start[1::2], start[0::2]  # UTF-16 of Latin text: a zero byte beside each letter
+    alternating = len(start) > 3 and odd.count(0) > len(start) // 4 and len(even) - even.count(0) > len(start) // 4
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or alternating:
+        raise UserError(f"{flag} '{path}' is UTF-16 text; re-save it as UTF-8")
     if b"\x00" in start:
         raise UserError(
             f"{flag} '{path}' is binary (it holds NUL bytes), not {suffix[1:]} text; check that it is the right file"
@@ -174,6 +194,7 @@ def clean(splits: dict, text_columns: list[str], label_column: str | None = None
             frame[column] = frame[column].astype("string").str.strip()
         keep = frame[text_columns].notna().all(axis=1) & (frame[text_columns] != "").all(axis=1)
         if label_column:
+            frame[label_column] = as_label_names(frame[label_column])
             keep &= frame[label_column].notna()
         frame = frame[keep]
         empty = before - len(frame)
@@ -247,11 +268,35 @@ def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame
 # ---------------------------------------------------------------- labels
 
 
+def as_label_names(values: pd.Series) -> pd.Series:
+    """Labels as the names they are: text as written, stripped ('pos ' is 'pos'); a number read from JSON or
+    parquet as its text (1.0 read where blanks made the column float is '1'); missing or blank: NA."""
+    names = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _label_name(v))
+    names = names.astype("string").str.strip()
+    return names.mask(names == "")
+
+
+def _name_order(name: str):
+    """Label names in order: numbers numerically (2 before 10), then the rest alphabetically."""
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
+
+
 def encode_labels(splits: dict, label_column: str) -> tuple[dict, list[str]]:
     """Add an integer `labels` column; names come from the training split, sorted (numbers numerically)."""
     values = splits["train"][label_column]
-    unique = sorted(values.unique(), key=lambda v: (isinstance(v, str), v))
-    names = [_label_name(v) for v in unique]
+    names = sorted({_label_name(v) for v in values.unique()}, key=_name_order)
+    by_case: dict[str, list[str]] = {}
+    for name in names:
+        by_case.setdefault(name.casefold(), []).append(name)
+    for alike in (group for group in by_case.values() if len(group) > 1):
+        logger.warning(
+            "labels %s differ only by case: they are %d classes; if they are one, write them alike",
+            " and ".join(map(repr, alike)),
+            len(alike),
+        )
     if len(names) < 2:
         raise UserError(
             f"label column '{label_column}' has only one class ({names[0]!r}) in the training data; "
@@ -289,6 +334,11 @@ def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, li
     splits = load_splits(
         data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config, folders=False
     )
+    if "labels" in data.text_column:
+        raise UserError(
+            "--text-column labels: 'labels' is the name the recipes give the encoded label column; rename that "
+            "column in your data (text, say)"
+        )
     require_columns(splits, [*data.text_column, data.label_column], "--text-column/--label-column")
     splits = clean(splits, data.text_column, data.label_column)
     splits = split(splits, seed, stratify=data.label_column)

@@ -7,11 +7,13 @@ Causal-LM corpora are joined with an end-of-text token between documents and cut
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import time
+import zipfile
 
 import datasets
 import numpy as np
@@ -21,7 +23,7 @@ from transformers import DataCollatorWithPadding
 
 from common import assets
 from common.data.long_text import cut_long_texts, long_text_dataset
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -207,9 +209,12 @@ def cached(kind: str, tokenizer, texts: list[list[str]], settings: dict, tokeniz
             key.update(text.encode("utf-8", "surrogatepass") + b"\0")
     path = assets.cache_dir() / "tokens" / f"{kind}-{key.hexdigest()[:32]}.npz"
     if path.exists():
-        with np.load(path) as stored:
-            names = [name[: -len(".flat")] for name in stored.files if name.endswith(".flat")]
-            return {name: _unflatten(stored[name + ".flat"], stored[name + ".ends"]) for name in names}
+        try:
+            with np.load(path) as stored:
+                names = [name[: -len(".flat")] for name in stored.files if name.endswith(".flat")]
+                return {name: _unflatten(stored[name + ".flat"], stored[name + ".ends"]) for name in names}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # cut short or damaged: tokenize again
+            logger.warning("the token cache file %s cannot be read (%s); tokenizing again", path, first_line(e))
     texts_count = sum(len(column) for column in texts)
     if texts_count >= MANY_TEXTS:  # a wait of seconds to minutes: say what it is before it starts
         logger.info("tokenizing %s texts (once: the ids are cached for later runs) ...", f"{texts_count:,}")
@@ -222,10 +227,20 @@ def cached(kind: str, tokenizer, texts: list[list[str]], settings: dict, tokeniz
     for name, rows in encoded.items():
         arrays[name + ".flat"] = np.fromiter((i for row in rows for i in row), dtype=np.int64)
         arrays[name + ".ends"] = np.cumsum([len(row) for row in rows], dtype=np.int64)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, path)  # a reader never sees a half-written file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(partial, **arrays)
+        os.replace(partial, path)  # a reader never sees a half-written file
+    except OSError as e:  # a full or read-only disk: the run goes on without the cache
+        logger.warning(
+            "could not write the token cache in %s (%s); going on without it (set LM_RECIPES_CACHE to a folder "
+            "you can write to, or LM_RECIPES_TOKEN_CACHE=0)",
+            assets.cache_dir(),
+            e.strerror or first_line(e),
+        )
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return encoded
 
 

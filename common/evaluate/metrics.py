@@ -14,6 +14,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from common.errors import UserError
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.asarray(logits, dtype=np.float64) - np.max(logits, axis=-1, keepdims=True)
@@ -26,6 +28,10 @@ def classification_scores(labels, probabilities, label_names: list[str] | None =
     correlation; ROC-AUC for two classes; with label_names also P/R/F1/support per class. No micro averages:
     with one label per example, micro precision, recall and F1 all equal the accuracy."""
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    if not np.isfinite(probabilities).all():  # weights gone NaN in a last step, after the last logged loss
+        raise UserError(
+            "the trained model's outputs are not finite numbers (NaN or inf); lower --lr, or try --precision fp32"
+        )
     predictions = probabilities.argmax(-1)
     scores = {"accuracy": float(accuracy_score(labels, predictions))}
     for average in ("macro", "weighted"):

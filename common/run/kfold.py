@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,29 +44,14 @@ def run(main, config: RunConfig) -> dict:
     rows = labelled_rows(config.data)
     held_out = folds(rows[label_column], k, config.training.seed)
     output_dir = Path(config.output.output_dir)
+    created = not output_dir.exists()
     mark_run(output_dir)  # the folds and the summary: a run of ours, which --overwrite may replace
-    results = []
-    with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
-        for number, indices in enumerate(held_out, start=1):
-            train_file, test_file = Path(scratch) / f"train-{number}.csv", Path(scratch) / f"held-out-{number}.csv"
-            rows.drop(index=indices).to_csv(train_file, index=False)
-            rows.iloc[indices].to_csv(test_file, index=False)
-            logger.info(
-                "fold %d of %d: %d training rows, %d held out", number, k, len(rows) - len(indices), len(indices)
-            )
-            main(
-                config.derive(
-                    kfold=0,
-                    train_file=str(train_file),
-                    validation_file=str(test_file),
-                    test_file=str(test_file),
-                    dataset=None,
-                    dataset_config=None,
-                    max_test_samples=None,
-                    output_dir=str(output_dir / f"fold-{number}"),
-                )
-            )
-            results.append(json.loads((output_dir / f"fold-{number}" / "metrics.json").read_text()))
+    try:
+        results = _run_folds(main, config, rows, held_out, output_dir)
+    except BaseException:  # bad input in a fold, Ctrl-C, SIGTERM: a folder this run made goes, as it was before
+        if created:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
     names = [
         n
         for n in results[0]
@@ -89,3 +75,30 @@ def run(main, config: RunConfig) -> dict:
         [n for n in ("test_accuracy", "test_macro_f1", "test_mcc", "test_loss") if n in names],
     )
     return summary
+
+
+def _run_folds(main, config: RunConfig, rows: pd.DataFrame, held_out: list, output_dir: Path) -> list[dict]:
+    """Each fold through the recipe's main(), saved in OUTPUT_DIR/fold-N; their metrics.json."""
+    k, results = len(held_out), []
+    with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
+        for number, indices in enumerate(held_out, start=1):
+            train_file, test_file = Path(scratch) / f"train-{number}.csv", Path(scratch) / f"held-out-{number}.csv"
+            rows.drop(index=indices).to_csv(train_file, index=False)
+            rows.iloc[indices].to_csv(test_file, index=False)
+            logger.info(
+                "fold %d of %d: %d training rows, %d held out", number, k, len(rows) - len(indices), len(indices)
+            )
+            main(
+                config.derive(
+                    kfold=0,
+                    train_file=str(train_file),
+                    validation_file=str(test_file),
+                    test_file=str(test_file),
+                    dataset=None,
+                    dataset_config=None,
+                    max_test_samples=None,
+                    output_dir=str(output_dir / f"fold-{number}"),
+                )
+            )
+            results.append(json.loads((output_dir / f"fold-{number}" / "metrics.json").read_text()))
+    return results

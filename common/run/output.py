@@ -251,6 +251,7 @@ CHANGEABLE_ON_RESUME = {
     "prompt",
 }
 CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
+CHANGEABLE_ON_RESUME |= {"allow_pickle", "trust_remote_code"}  # permissions asked on the command line, not settings
 # settings whose `auto` matches any value a checkpoint recorded: max_length's auto resolves from the data and is
 # recorded as the length used; lm_loss's chunked and standard losses are the same loss (runs before lm_loss had
 # auto recorded chunked, and were refused on --resume once auto became the default)
@@ -285,6 +286,12 @@ def resume_point(config: RunConfig) -> str | None:
                 f"--resume: no complete checkpoint in '{checkpoint_dir(output.output_dir)}'; start without "
                 f"--resume (add --save-steps N to write checkpoints)"
             )
+    pickled = [p.name for p in path.glob("*.bin")]
+    if pickled and not any(path.glob("*.safetensors")) and not config.model.allow_pickle:
+        raise UserError(
+            f"--resume '{path}' holds its weights as pickle ({pickled[0]}), which can run code when loaded; pass "
+            f"--allow-pickle if you trust it"
+        )
     _check_same_settings(config, path)
     logger.info("resuming from %s", path)
     return str(path)

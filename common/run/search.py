@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from common.config import RunConfig
-from common.errors import UserError, first_line
+from common.config.files import read_mapping
+from common.errors import UserError
 from common.report import search_report
 from common.run.output import mark_run
 
@@ -42,16 +43,8 @@ def searchable(config: RunConfig) -> set[str]:
 
 def read_space(path: str, config: RunConfig) -> dict:
     """The search space file, checked: known flag names, lists or {low, high[, log]} ranges."""
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--search-space '{path}' does not exist")
-    try:
-        space = yaml.safe_load(file.read_text())  # JSON is YAML too
-    except yaml.YAMLError as e:
-        raise UserError(f"--search-space '{path}' could not be read: {first_line(e)}") from None
-    if not isinstance(space, dict) or not space:
+    space = read_mapping(path, "--search-space", "flags to lists of values or {low, high} ranges")
+    if not space:
         raise UserError(f"--search-space '{path}' must map flag names to lists of values or {{low, high}} ranges")
     checked = {}
     for key, values in space.items():

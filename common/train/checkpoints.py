@@ -13,6 +13,7 @@ file headers cheaply, and `last_complete_checkpoint` passes over a damaged one t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from common.errors import UserError
 from common.model.load import weights_problem
 
 logger = logging.getLogger(__name__)
@@ -59,18 +61,57 @@ def tensorboard_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "tensorboard"
 
 
+DATA = "data.json"  # in a checkpoint: what the training data were (data_fingerprint), checked by --resume
+
+
+def data_fingerprint(dataset) -> dict | None:
+    """The training data's row count and a hash of 64 rows spread over them (every row of a small set): a resumed
+    run on other data (a file edited since, labels flipped, rows removed) would train on another schedule, silently.
+    None for a dataset without a length."""
+    try:
+        rows = len(dataset)
+    except TypeError:
+        return None
+    digest = hashlib.sha256(str(rows).encode())
+    for index in sorted({round(i * (rows - 1) / 63) for i in range(64)} if rows else set()):
+        row = dataset[index]
+        items = row.items() if isinstance(row, dict) else enumerate(row if isinstance(row, (list, tuple)) else [row])
+        for name, value in items:
+            value = value.tolist() if hasattr(value, "tolist") else value
+            digest.update(f"{name}={value!r};".encode())
+    return {"rows": rows, "sample_sha256": digest.hexdigest()}
+
+
+def check_same_data(checkpoint: str | Path, now: dict | None) -> None:
+    """Refuse to resume `checkpoint` on training data other than it was written with (its data.json)."""
+    try:
+        then = json.loads((Path(checkpoint) / DATA).read_text())
+    except (OSError, ValueError):
+        return  # a checkpoint from before data.json, or Trainer's own: nothing to compare with
+    if now is None or then == now:
+        return
+    counts = f"{then.get('rows')} rows then, {now['rows']} now" if then.get("rows") != now["rows"] else "other rows"
+    raise UserError(
+        f"--resume: the training data differ from those the checkpoint was trained on ({counts}); resume with the "
+        f"data the run started with, or start anew with --overwrite"
+    )
+
+
 class MarkCompleteCheckpoints(TrainerCallback):
     """Writes the run's settings and then COMPLETE into each checkpoint once Trainer has finished writing it
     (on_save runs after the save), and marks the run folder the checkpoints are in as ours."""
 
     def __init__(self, run_config: dict | None = None):
         self.run_config = run_config
+        self.data: dict | None = None  # data_fingerprint of the training data, set when training starts
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir() and args.should_save:
             if self.run_config is not None:
                 (folder / RUN_CONFIG).write_text(json.dumps(self.run_config, indent=1, default=str) + "\n")
+            if self.data is not None:
+                (folder / DATA).write_text(json.dumps(self.data) + "\n")
             (folder / COMPLETE).write_text(f"step {state.global_step}\n")
             run_folder = Path(args.output_dir).parent
             if Path(args.output_dir).name == "checkpoints" and not (run_folder / RUN_MARKER).exists():
@@ -89,8 +130,16 @@ def clear_previous_run(checkpoint_folder: str | Path, tensorboard_folder: str | 
 
 
 def damage(checkpoint: Path) -> str | None:
-    """What is wrong with a checkpoint's files, or None: each safetensors file must be as long as its header says,
-    each torch.save file (optimizer, scheduler, RNG state) a whole zip archive."""
+    """What is wrong with a checkpoint's files, or None: Trainer's state, the model's weights and the optimizer's
+    state must be there (without them Trainer fails, or silently starts a fresh optimizer), each safetensors file
+    as long as its header says, each torch.save file (optimizer, scheduler, RNG state) a whole zip archive."""
+    names = [path.name for path in checkpoint.iterdir()]
+    if "trainer_state.json" not in names:
+        return "trainer_state.json is missing"
+    if not any(name.endswith((".safetensors", ".bin")) for name in names):
+        return "it holds no model weights (model.safetensors)"
+    if not any(name.startswith(("optimizer", "global_step")) for name in names):  # global_step*: DeepSpeed's
+        return "optimizer.pt (the optimizer's state) is missing"
     for path in sorted(checkpoint.iterdir()):
         if path.suffix == ".safetensors" and (problem := weights_problem(path)):
             return problem

@@ -23,7 +23,7 @@ from transformers.trainer_utils import PredictionOutput
 
 from common.data import long_text
 from common.errors import UserError
-from common.train.checkpoints import MarkCompleteCheckpoints, clear_previous_run
+from common.train.checkpoints import MarkCompleteCheckpoints, check_same_data, clear_previous_run, data_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class RecipeTrainer(Trainer):
     ):
         self.parameter_groups = parameter_groups
         self.fit_logging_to_run = run_config is not None and run_config.get("logging_steps") is None
-        callbacks = [*(callbacks or []), MarkCompleteCheckpoints(run_config)]
+        self.marker = MarkCompleteCheckpoints(run_config)
+        callbacks = [*(callbacks or []), self.marker]
         super().__init__(*args, callbacks=callbacks, **kwargs)
         if self.args.torch_compile:
             self.add_callback(CompileReport)
@@ -65,6 +66,9 @@ class RecipeTrainer(Trainer):
             # A fresh start (--overwrite): the earlier run's checkpoints and curves must not be resumed into or mixed
             # with this run's. They go only now, after the data and the model have loaded without error.
             clear_previous_run(self.args.output_dir, self._tensorboard_folder())
+        self.marker.data = data_fingerprint(self.train_dataset)
+        if resume_from_checkpoint:
+            check_same_data(resume_from_checkpoint, self.marker.data)
         self._plan_steps()
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)

@@ -42,3 +42,20 @@ def test_world_size_reads_the_launchers_variable(monkeypatch):
     assert runtime.world_size() == 1
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert runtime.world_size() == 4
+
+
+def test_running_out_of_memory_is_one_line_naming_the_flags_that_help(capsys):
+    def too_big(argv):  # what torch's CPU allocator raises for --batch-size 1000000000000
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 8e12 bytes")
+
+    with pytest.raises(SystemExit) as stop:
+        runtime.run_cli(too_big, [])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: out of memory (") and "lower --batch-size" in err
+
+    def other(argv):  # any other RuntimeError is a fault of ours: its traceback shows
+        raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else"):
+        runtime.run_cli(other, [])

@@ -4,6 +4,7 @@ traceback and nothing written. Run in-process through common.run.command_line, t
 
 import errno
 import json
+import os
 import re
 import shutil
 
@@ -69,6 +70,19 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
     (tmp_path / "space_nan.yaml").write_text("lr: {low: .nan, high: 1.0e-3}\n")
     (tmp_path / "space_zero_epochs.yaml").write_text("epochs: [0]\n")
     (tmp_path / "space_bad_range.yaml").write_text("lr: {low: 1e-3, high: 1e-5}\n")
+    # settings files a careless or hostile user gives
+    (tmp_path / "dup.yaml").write_text("lr: 1e-4\nepochs: 1\nlr: 5\n")
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefg", "bcdefgh")
+    ]
+    (tmp_path / "bomb.yaml").write_text("\n".join(levels) + "\ntext_column: [" + ", ".join(["*h"] * 9) + "]\n")
+    (tmp_path / "numkey.yaml").write_text("1: 2\n")
+    (tmp_path / "nullkey.yaml").write_text("null: 2\n")
+    (tmp_path / "list_lr.yaml").write_text("lr: [1e-4, 2e-4]\n")
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "latin1_space.yaml").write_bytes(
+        "# taux d'apprentissage \xe9lev\xe9\nlr: [1e-4, 2e-4]\n".encode("latin-1")
+    )
     cut_copy(tiny_bert, tmp_path / "cut_model", parts=2)  # a copy cut short
     broken_config = tmp_path / "broken_config"
     shutil.copytree(tiny_bert, broken_config)
@@ -108,6 +122,13 @@ def files(tmp_path, reviews_frame, tiny_bert, tiny_gpt2, tiny_llama, gpt2_tokeni
         "cut_model",
         "broken_config",
         "unknown_type",
+        "dup.yaml",
+        "bomb.yaml",
+        "numkey.yaml",
+        "nullkey.yaml",
+        "list_lr.yaml",
+        "fifo.yaml",
+        "latin1_space.yaml",
     ]
     return {n.split(".")[0]: str(tmp_path / n) for n in names} | {
         "tiny_bert": str(tiny_bert),
@@ -339,6 +360,45 @@ CATALOGUE = [
 ]
 
 
+CATALOGUE += [
+    # settings files: read as a user's file, never trusted (round 3)
+    (
+        "a text column named labels",
+        "bert",
+        ["--train-file", "{reviews}", "--text-column", "labels", "--label-column", "label"],
+        "'labels' is the name the recipes give the encoded label column",
+    ),
+    # weights gone NaN after the last logged loss: the evaluation says so (it was a ValueError in ROC-AUC)
+    ("--lr past any sense", "bert", ["--train-file", "{reviews}", "--lr", "1e308"], "lower --lr"),
+    (
+        "k-fold with a model folder that is not a model",
+        "bert",
+        ["--train-file", "{reviews}", "--kfold", "2", "--model", "{notamodel}"],
+        "is a folder without config.json",
+    ),
+    ("--augment without bound", "bert", ["--train-file", "{reviews}", "--augment", "100000000"], "must be at most 32"),
+    ("config key given twice", "bert", ["--config", "{dup}"], "the key 'lr' is given twice (line 3)"),
+    ("config alias bomb", "bert", ["--config", "{bomb}"], "expands to over 100000 values (nested aliases"),
+    ("config key a number", "bert", ["--config", "{numkey}"], "the key 1 is not a name"),
+    ("config key null", "bert", ["--config", "{nullkey}"], "the key None is not a name"),
+    ("config list for one value", "bert", ["--config", "{list_lr}"], "lr takes one value, not a list"),
+    ("config /dev/zero", "bert", ["--config", "/dev/zero"], "is not a regular file (a pipe or a device)"),
+    ("config a named pipe", "bert", ["--config", "{fifo}"], "is not a regular file (a pipe or a device)"),
+    (
+        "search space a folder",
+        "bert",
+        ["--train-file", "{reviews}", "--search", "random", "--search-space", "{conf_dir}"],
+        "--search-space '",
+    ),
+    (
+        "search space not UTF-8",
+        "bert",
+        ["--train-file", "{reviews}", "--search", "random", "--search-space", "{latin1_space}"],
+        "is not valid UTF-8 (byte 23); re-save it as UTF-8",
+    ),
+]
+
+
 def run_in_process(recipe, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         command_line(RECIPES[recipe].main, RECIPES[recipe].DEFAULTS, argv)
@@ -368,8 +428,14 @@ def test_bad_input(case, recipe, flags, expected, files, tmp_path, capsys):
     assert not out.exists()  # nothing written
 
 
-def test_catalogue_has_at_least_80_distinct_cases():
-    assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 80
+def test_catalogue_has_at_least_100_distinct_cases_and_the_readme_says_how_many():
+    from tests.conftest import ROOT
+
+    assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 100
+    readme = (ROOT / "README.md").read_text()
+    said = re.findall(r"The (\d+) cases\s+that are tested|catalogue of (\d+) cases|with the (\d+) cases where", readme)
+    numbers = sorted({int(n) for match in said for n in match if n})
+    assert numbers == sorted({len(CATALOGUE), len(DATA_LOSS)}) and len(said) == 3, said
 
 
 def test_unwritable_output_folder(files, tmp_path, capsys, monkeypatch):
@@ -485,6 +551,8 @@ def interrupted_run(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints" / "checkpoint-10").mkdir(parents=True)
     save_file({"w": torch.arange(1000.0)}, run / "checkpoints" / "checkpoint-10" / "model.safetensors")
+    torch.save({"state": {}}, run / "checkpoints" / "checkpoint-10" / "optimizer.pt")
+    (run / "checkpoints" / "checkpoint-10" / "trainer_state.json").write_text('{"global_step": 10}')
     (run / "checkpoints" / "checkpoint-10" / "COMPLETE").write_text("step 10\n")
     return run
 
@@ -603,6 +671,8 @@ def test_resume_refuses_other_settings_and_damaged_checkpoints_before_any_work(f
     checkpoint.mkdir(parents=True)
     save_file({"w": torch.ones(8)}, checkpoint / "model.safetensors")
     (checkpoint / "run_config.json").write_text(json.dumps(started.flat()))
+    torch.save({"state": {}}, checkpoint / "optimizer.pt")
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 5}')
     (checkpoint / "COMPLETE").write_text("step 5\n")
     before = snapshot(out)
     for changed, expected in [

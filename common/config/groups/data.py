@@ -64,8 +64,10 @@ class ClassificationData(DataConfig):
     stride: int = option(32, "tokens shared by neighbouring sliding windows", check=positive)
     augment: int = option(
         0,
-        "add N label-preserving variants of each training example (random word deletion/swap)",
-        check=non_negative,
+        "add N label-preserving variants of each training example (random word deletion/swap; at most 32)",
+        check=lambda n: (
+            non_negative(n) or (f"must be at most 32 (each adds the training set again), got {n}" if n > 32 else None)
+        ),
         metavar="N",
     )
 

@@ -12,7 +12,7 @@ from common.config.fields import (
     valid_seed,
 )
 from common.config.groups.base import Group
-from common.config.trainer_args import check_trainer_arg
+from common.config.trainer_args import check_trainer_arg, scheduler_kwargs_problem
 
 SCHEDULES = ["linear", "cosine", "constant_with_warmup", "constant"]
 # what a classifier's validation reports (common.evaluate.metrics.classification_scores; a test keeps them equal)
@@ -88,6 +88,9 @@ class TrainingConfig(Group):
     )
 
     def check(self) -> None:
+        if self.trainer_arg:
+            problem = scheduler_kwargs_problem(self.scheduler, self.trainer_arg)
+            require(problem is None, f"--trainer-arg {problem}")
         if self.precision == "fp16":  # checked here, before any data or model is loaded
             import torch
 

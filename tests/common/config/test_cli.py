@@ -84,7 +84,7 @@ def test_a_run_config_repeats_the_run_but_never_its_overwrite_or_resume(tmp_path
     "text, message",
     [
         ("learn_rate: 1.0e-4\n", "unknown keys: learn_rate"),
-        ("- lr\n", "must map flag names to values"),
+        ("- lr\n", "must map names to values; it holds a list"),
         ("lr: [\n", "could not be read as YAML"),
         ("task: causal_lm\n", "is for a causal_lm run"),
         ("lr: -1\n", "argument --lr: must be greater than 0"),
@@ -139,7 +139,9 @@ def test_trainer_args_reach_training_arguments_from_the_command_line_and_a_confi
     from common.train import training_arguments
 
     file = tmp_path / "run.yaml"
-    file.write_text("trainer:\n  optim: adafactor\n  max_grad_norm: 0.5\n  lr_scheduler_kwargs: {num_cycles: 2}\n")
+    file.write_text(
+        "scheduler: cosine\ntrainer:\n  optim: adafactor\n  max_grad_norm: 0.5\n  lr_scheduler_kwargs: {num_cycles: 2}\n"
+    )
     config = parse(
         bert_classification, "--config", file, "--trainer-arg", "max_grad_norm=0.25", "--trainer-arg", "adam_beta2=0.98"
     )
@@ -164,6 +166,14 @@ def test_trainer_args_reach_training_arguments_from_the_command_line_and_a_confi
         # the hub goes through --push-to-hub, which checks the login and the name before training
         (["--trainer-arg", "push_to_hub=true"], "push_to_hub: use --push-to-hub USER/NAME"),
         (["--trainer-arg", "hub_model_id=me/x"], "hub_model_id: use --push-to-hub USER/NAME"),
+        # what fails only once training or evaluation starts is refused now
+        (["--trainer-arg", "prediction_loss_only=true"], "prediction_loss_only: the recipes' evaluation needs"),
+        (["--trainer-arg", 'label_names=["x"]'], "label_names: the recipes name the label column themselves"),
+        (["--trainer-arg", "optim=adamw_bnb_8bit"], "You need to install `bitsandbytes`"),
+        (
+            ["--trainer-arg", 'lr_scheduler_kwargs={"num_cycles": 2}'],
+            "lr_scheduler_kwargs: the linear schedule takes no num_cycles (it takes none); choose a --scheduler",
+        ),
     ],
 )
 def test_a_bad_trainer_arg_is_one_line_before_anything_loads(argv, message, capsys):

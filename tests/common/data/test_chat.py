@@ -205,6 +205,9 @@ def test_a_template_file_and_a_broken_one(tmp_path, smollm2):
         UserError, match="--chat-template 'nope.jinja' is neither auto, chatml nor a Jinja template file"
     ):
         set_chat_template(copy.deepcopy(smollm2), "nope.jinja", "m")
+    (tmp_path / "latin1.jinja").write_bytes("{{ 'caf\xe9' }}".encode("latin-1"))
+    with pytest.raises(UserError, match="is not valid UTF-8 \\(byte 7\\); re-save it as UTF-8"):
+        set_chat_template(copy.deepcopy(smollm2), str(tmp_path / "latin1.jinja"), "m")
 
 
 def test_masks_that_train_nothing_or_everything_are_refused():

@@ -71,6 +71,7 @@ def test_a_system_prompt_is_added_where_there_is_none():
         ([{"role": "tool", "content": "{}"}, *ASKED], "message 1 has the role 'tool'; use system, user or assistant"),
         ([*ASKED, {"role": "system", "content": "x"}], "message 3 is a system message; only the first"),
         ([], "the conversation has no messages"),
+        ([{"role": "system", "content": "be brief"}], "holds only a system message; add the user's message"),
         ("not json", "holds a str, not a list of messages"),
         ([ASKED[0], "4"], "message 2 is a str, not an object with a role and content"),
     ],

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -92,6 +93,50 @@ def test_encode_labels_strings_sorted_and_integers_numeric():
     assert names == ["neg", "pos"] and splits["train"]["labels"].tolist() == [1, 0, 1]
     splits, names = data.encode_labels({"train": pd.DataFrame({"label": [10, 2, 2, 1]})}, "label")
     assert names == ["1", "2", "10"] and splits["train"]["labels"].tolist() == [2, 1, 1, 0]
+
+
+def test_labels_are_names_as_written(tmp_path, caplog):
+    """A label is a name: `01` is not `1`, `None` is not missing, `pos ` is `pos`, and `POS` is another class
+    (said in a warning); numbers and text mixed in JSON are names too (it was a TypeError)."""
+    (tmp_path / "l.csv").write_text("text,label\na,01\nb,1\nc,None\nd,pos \ne,POS\nf,pos\ng,\n")
+    frame = data.read_file(tmp_path / "l.csv")
+    cleaned = data.clean({"train": frame}, ["text"], "label")
+    with caplog.at_level("WARNING"):
+        splits, names = data.encode_labels(cleaned, "label")
+    assert names == ["01", "1", "None", "POS", "pos"]
+    assert len(splits["train"]) == 6  # the row with no label is dropped, None is kept
+    assert "labels 'POS' and 'pos' differ only by case: they are 2 classes" in caplog.text
+    (tmp_path / "m.jsonl").write_text(
+        "".join(
+            json.dumps({"text": t, "label": v}) + "\n"
+            for t, v in [("a", 0), ("b", 1), ("c", "unknown"), ("d", True), ("e", 1.0)]
+        )
+    )
+    cleaned = data.clean({"train": data.read_file(tmp_path / "m.jsonl")}, ["text"], "label")
+    splits, names = data.encode_labels(cleaned, "label")
+    assert names == ["0", "1", "True", "unknown"] and splits["train"]["labels"].tolist() == [0, 1, 3, 2, 1]
+
+
+def test_what_is_not_a_table_is_named_for_what_it_is(tmp_path):
+    import os
+
+    (tmp_path / "u16.csv").write_text("text,label\nhello,pos\n", encoding="utf-16")
+    (tmp_path / "lines.json").write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    (tmp_path / "lists.json").write_text('[["a", "x"], ["b", "y"]]')
+    os.mkfifo(tmp_path / "pipe.csv")
+    for name, message in [
+        ("u16.csv", "is UTF-16 text; re-save it as UTF-8"),
+        ("lines.json", "holds JSON lines (one object per line), not one JSON document; rename it to .jsonl"),
+        ("lists.json", "holds rows without column names (lists or bare values, not objects)"),
+        ("pipe.csv", "is not a regular file (a pipe or a device)"),
+    ]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            data.read_file(tmp_path / name)
+    corpus = tmp_path / "corpus"  # a named pipe among a corpus's .txt files is passed over, not read for ever
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("a document")
+    os.mkfifo(corpus / "b.txt")
+    assert data.read_file(corpus)["text"].tolist() == ["a document"]
 
 
 def test_encode_labels_errors():

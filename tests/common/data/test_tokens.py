@@ -98,6 +98,30 @@ def test_token_cache_reuses_ids_and_keys_on_texts_and_settings(tmp_path, monkeyp
     assert not list((tmp_path / "tokens").glob("*partial*"))
 
 
+def test_a_cache_that_cannot_be_written_or_read_is_passed_over_with_a_warning(
+    tmp_path, monkeypatch, gpt2_tokenizer, caplog
+):
+    import errno
+
+    texts = ["a fine film", "dull"]
+    expected = gpt2_tokenizer(texts)["input_ids"]
+    monkeypatch.setenv("LM_RECIPES_CACHE", str(tmp_path))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tokenization.np, "savez", full_disk)  # a full (or read-only) home folder
+        encoded = tokenization.cached("classification", gpt2_tokenizer, [texts], {}, lambda: gpt2_tokenizer(texts))
+    assert encoded["input_ids"] == expected and "going on without it" in caplog.text
+    assert not list((tmp_path / "tokens").glob("*"))
+    tokenization.cached("classification", gpt2_tokenizer, [texts], {}, lambda: gpt2_tokenizer(texts))
+    [stored] = (tmp_path / "tokens").glob("*.npz")
+    stored.write_bytes(stored.read_bytes()[:40])  # cut short
+    again = tokenization.cached("classification", gpt2_tokenizer, [texts], {}, lambda: gpt2_tokenizer(texts))
+    assert again["input_ids"] == expected and "cannot be read" in caplog.text
+
+
 def test_corpus_tokens_from_cache_equal_fresh_ones(tmp_path, monkeypatch, gpt2_tokenizer):
     monkeypatch.setenv("LM_RECIPES_CACHE", str(tmp_path))
     docs = ["Hello world", "", "Hello"]

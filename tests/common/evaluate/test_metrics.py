@@ -73,3 +73,11 @@ def test_three_classes_have_no_roc_auc_and_a_full_confusion_matrix():
     assert "roc_auc" not in scores and scores["accuracy"] == 0.6 and scores["c_support"] == 2
     matrix = metrics.confusion(labels, probabilities.argmax(-1), 3)
     assert matrix == [[1, 0, 0], [0, 1, 1], [0, 1, 1]] and sum(map(sum, matrix)) == len(labels)
+
+
+def test_outputs_that_are_not_finite_are_one_line_not_a_scikit_learn_error():
+    from common.errors import UserError
+
+    # a model whose weights went NaN in the last steps (--lr far too high), after the last logged loss
+    with pytest.raises(UserError, match="outputs are not finite numbers \\(NaN or inf\\); lower --lr"):
+        metrics.classification_scores([0, 1], np.array([[np.nan, np.nan], [0.4, 0.6]]), ["neg", "pos"])

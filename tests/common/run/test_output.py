@@ -139,9 +139,10 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_leaves_nothing(tmp_path
 def test_only_completely_written_checkpoints_are_resumed(tmp_path):
     folder = tmp_path / "run" / "checkpoints"
     for step, complete in [(2, True), (4, True), (6, False)]:  # 6: the process died while writing it
-        (folder / f"checkpoint-{step}").mkdir(parents=True)
-        if complete:
-            (folder / f"checkpoint-{step}" / checkpoints.COMPLETE).write_text("")
+        write_checkpoint(folder / f"checkpoint-{step}")
+        if not complete:  # Trainer had not written its state yet, nor we COMPLETE
+            (folder / f"checkpoint-{step}" / checkpoints.COMPLETE).unlink()
+            (folder / f"checkpoint-{step}" / "trainer_state.json").unlink()
     assert checkpoints.last_complete_checkpoint(folder).name == "checkpoint-4"
     run = str(tmp_path / "run")
     assert outputs.resume_point(classification_config(resume="last", output_dir=run)).endswith("checkpoint-4")
@@ -152,14 +153,16 @@ def test_only_completely_written_checkpoints_are_resumed(tmp_path):
     assert outputs.resume_point(classification_config(output_dir=str(tmp_path))) is None
 
 
-def write_checkpoint(folder, tiny_gpt2, config=None):
-    """A checkpoint as Trainer and MarkCompleteCheckpoints leave it: weights, a torch.save file, settings, COMPLETE."""
+def write_checkpoint(folder, tiny_gpt2=None, config=None):
+    """A checkpoint as Trainer and MarkCompleteCheckpoints leave it: weights, a torch.save file, Trainer's state,
+    settings, COMPLETE."""
     import torch
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True)
     save_file({"w": torch.ones(64)}, folder / "model.safetensors")
     torch.save({"state": {}}, folder / "optimizer.pt")
+    (folder / "trainer_state.json").write_text('{"global_step": 10}')
     if config is not None:
         (folder / checkpoints.RUN_CONFIG).write_text(json.dumps(config.flat()))
     (folder / checkpoints.COMPLETE).write_text("")
@@ -182,6 +185,31 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(tmp_path,
         outputs.resume_point(config)
     with pytest.raises(UserError, match="is damaged \\(optimizer.pt is cut short"):
         outputs.resume_point(config.derive(resume=str(optimizer.parent)))
+
+
+def test_a_checkpoint_missing_a_part_is_passed_over_and_pickle_needs_asking(tmp_path, caplog):
+    import torch
+
+    run = tmp_path / "run"
+    config = classification_config(resume="last", output_dir=str(run))
+    for step in (10, 20, 30, 40):
+        write_checkpoint(run / "checkpoints" / f"checkpoint-{step}", config=config)
+    (run / "checkpoints" / "checkpoint-40" / "trainer_state.json").unlink()
+    (run / "checkpoints" / "checkpoint-30" / "model.safetensors").unlink()
+    (run / "checkpoints" / "checkpoint-20" / "optimizer.pt").unlink()  # resumed, it would start a fresh optimizer
+    assert outputs.resume_point(config).endswith("checkpoint-10")
+    for step, problem in [
+        (40, "trainer_state.json is missing"),
+        (30, "it holds no model weights"),
+        (20, "optimizer.pt"),
+    ]:
+        assert f"checkpoint-{step}: {problem}" in caplog.text
+    pickled = run / "checkpoints" / "checkpoint-10"
+    (pickled / "model.safetensors").unlink()
+    torch.save({"w": torch.ones(64)}, pickled / "pytorch_model.bin")  # an older Trainer's checkpoint
+    with pytest.raises(UserError, match="holds its weights as pickle \\(pytorch_model.bin\\).*--allow-pickle"):
+        outputs.resume_point(config)
+    assert outputs.resume_point(config.derive(allow_pickle=True)).endswith("checkpoint-10")
 
 
 def test_resume_refuses_settings_other_than_the_checkpoints(tmp_path, tiny_gpt2):

@@ -112,3 +112,22 @@ def test_training_logs_are_lines_of_numbers(tiny_bert, reviews_csv, tmp_path, ca
     lines = [line for line in (printed.out + printed.err).replace("\r", "\n").splitlines() if "step 1/" in line]
     assert lines and re.search(r"step 1/\d+  loss \d\.\d+ grad_norm [\d.e+-]+ learning_rate [\d.e+-]+ epoch ", lines[0])
     assert "'loss': '" not in printed.out + printed.err  # not a dict of strings
+
+
+def test_resuming_on_other_training_data_is_refused(tmp_path):
+    import datasets
+
+    from common.train import checkpoints
+
+    rows = {"input_ids": [[1, 2, 3], [4, 5], [6]] * 40, "labels": [0, 1, 1] * 40}
+    started = checkpoints.data_fingerprint(datasets.Dataset.from_dict(rows))
+    (tmp_path / checkpoints.DATA).write_text(__import__("json").dumps(started))
+    same = checkpoints.data_fingerprint(datasets.Dataset.from_dict(rows))
+    checkpoints.check_same_data(tmp_path, same)  # the same data: resumed
+    flipped = checkpoints.data_fingerprint(datasets.Dataset.from_dict({**rows, "labels": [1, 0, 0] * 40}))
+    with pytest.raises(UserError, match="the training data differ from those the checkpoint was trained on \\(other"):
+        checkpoints.check_same_data(tmp_path, flipped)
+    fewer = checkpoints.data_fingerprint(datasets.Dataset.from_dict({k: v[:40] for k, v in rows.items()}))
+    with pytest.raises(UserError, match="\\(120 rows then, 40 now\\)"):
+        checkpoints.check_same_data(tmp_path, fewer)
+    checkpoints.check_same_data(tmp_path / "older", fewer)  # a checkpoint without data.json: nothing to compare
