@@ -388,7 +388,7 @@ CATALOGUE += [
         "search space a folder",
         "bert",
         ["--train-file", "{reviews}", "--search", "random", "--search-space", "{conf_dir}"],
-        "--search-space '",
+        "conf_dir' is a folder; give a .yaml or .json file of flags",
     ),
     (
         "search space not UTF-8",
