@@ -20,7 +20,7 @@ help:
 	@echo "make chat        fine-tune SmolLM2-135M-Instruct to chat (ChatterBot) -> outputs/chat_sft"
 	@echo "make serve MODEL=outputs/bert_classification   HTTP server: /health, /predict, /generate,"
 	@echo "                 /v1/chat/completions (port 8000)"
-	@echo "make test        the whole test suite (~13 min on 2 CPU cores); make test-fast skips the slow ones"
+	@echo "make test        the whole test suite (13-25 min on 2 CPU cores); make test-fast skips the slow ones"
 	@echo "make lint        ruff: lint and format check (make lint ARGS=--fix fixes what it can)"
 	@echo "make bench       throughput vs baselines, roofline, time-to-quality (~25 min; ARGS=--no-quality: ~10)"
 	@echo "make bench-techniques  plain vs freezing vs gradual unfreezing vs layer-wise LR vs LoRA (~20 min)"
