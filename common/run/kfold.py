@@ -21,7 +21,7 @@ from common.config import RunConfig
 from common.data import labelled_rows
 from common.errors import UserError
 from common.report import kfold_report, print_metrics
-from common.run.output import mark_run
+from common.train.checkpoints import mark_run
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import sys
 
 from common.config import RunConfig, parse
 from common.run import kfold, search
-from common.run.output import check_output_dir, output_lock
+from common.run.folders import check_output_dir, output_lock
 from common.runtime import run_cli
 
 STOPPED = (

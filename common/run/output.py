@@ -1,9 +1,8 @@
-"""The output folder of a run: never clobber what is not a run of ours, one run at a time, --resume, the final save.
+"""Starting a run into its output folder, and the final save.
 
-- A run folder carries a marker (common.train.checkpoints.RUN_MARKER) listing what runs wrote there. --overwrite
-  and --resume accept only such folders, and never /, home, the current folder or above, a git checkout, a symlink.
+- `start_run`: the folder checked (common.run.folders: only a run of ours is replaced or resumed), a save cut off
+  last time finished, the checkpoint --resume continues from (common.run.resume).
 - Nothing is deleted before every input has been checked; an earlier run's checkpoints go when training starts.
-- `output_lock` keeps a second run out of a folder while one is writing it.
 - When training ends, the final model, tokenizer, metrics.json, run_config.json, log_history.json and the report
   files are written to a staging folder next to --output-dir and swapped in, replacing the run's own files
   (and the checkpoints --save-steps wrote); files the user added to the folder are kept. If the save fails after
@@ -12,23 +11,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 from pathlib import Path
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
 
 from accelerate import PartialState
 from accelerate.utils import DistributedType
@@ -40,18 +31,9 @@ from common.errors import UserError
 from common.model import lora
 from common.report import run_files
 from common.run import hub
-from common.train.checkpoints import (
-    COMPLETE,
-    RUN_CONFIG,
-    RUN_MARKER,
-    WHILE_TRAINING,
-    checkpoint_dir,
-    damage,
-    last_complete_checkpoint,
-    mark_run,
-    tensorboard_dir,
-    written_by_runs,
-)
+from common.run.folders import check_output_dir
+from common.run.resume import resume_point
+from common.train.checkpoints import RUN_CONFIG, WHILE_TRAINING, mark_run, tensorboard_dir, written_by_runs
 
 logger = logging.getLogger(__name__)
 
@@ -70,90 +52,10 @@ def start_run(config: RunConfig) -> str | None:
     return resume
 
 
-def is_our_run(path: Path) -> bool:
-    """Whether `path` is provably an output folder this project wrote: it has the marker, or it holds only what a
-    run in progress writes before its first checkpoint marks it (checkpoint-N folders, TensorBoard event files).
-    run_config.json beside metrics.json proves nothing: a user's own files (or an old version's run) may be named
-    so, and a save replaces what it cannot tell apart."""
-    names = {p.name for p in path.iterdir()}
-    if RUN_MARKER in names:
-        return True
-    if not names <= set(WHILE_TRAINING):
-        return False
-    checkpoints, events = checkpoint_dir(path), tensorboard_dir(path)
-    saved = checkpoints.iterdir() if checkpoints.is_dir() else ()
-    logged = events.iterdir() if events.is_dir() else ()
-    return all(re.fullmatch(r"checkpoint-\d+", p.name) for p in saved) and all(
-        p.name.startswith("events.out.tfevents.") for p in logged
-    )
-
-
-def _first_link(path: Path) -> Path | None:
-    """A symbolic link anywhere inside `path` (not followed), or None: replacing or resuming a folder that holds
-    one would delete or write through it, into whatever it points to (another experiment's logs)."""
-    for folder, subfolders, files in os.walk(path):
-        for name in [*subfolders, *files]:
-            if os.path.islink(os.path.join(folder, name)):
-                return Path(folder, name)
-    return None
-
-
-def _never_replaced(path: Path) -> str | None:
-    """Why `path` may not be replaced whatever the flags say, or None."""
-    resolved, cwd, home = path.resolve(), Path.cwd().resolve(), Path.home().resolve()
-    if resolved == Path(resolved.anchor) or resolved == home or resolved in (cwd, *cwd.parents):
-        return "is the root, your home or the current folder (or one above it)"
-    if (path / ".git").exists():
-        return "holds a git repository (.git)"
-    return None
-
-
-def check_output_dir(path: str | Path, overwrite: bool, resume: str | None = None) -> Path:
-    """Refuse to replace anything but a run of ours, and that only when asked; fail now (not after training) if
-    the folder cannot be written. Deletes nothing: the final save replaces the run's own files and keeps the rest."""
-    path = Path(path)
-    if path.is_symlink():
-        raise UserError(
-            f"--output-dir '{path}' is a symbolic link; give the real folder it points to, or another --output-dir"
-        )
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--output-dir '{path}' is a file, not a folder; choose another --output-dir")
-    if path.is_dir() and any(path.iterdir()):
-        reason = _never_replaced(path)
-        if reason is None and not is_our_run(path):
-            reason = "holds files that no run of lm-recipes wrote"
-            if RUN_MARKER not in {p.name for p in path.iterdir()} and (path / RUN_CONFIG).exists():
-                reason = (
-                    f"holds {RUN_CONFIG} but no {RUN_MARKER} marker (a run of a version before the marker, or "
-                    f"files named like a run's), so its files cannot be told from yours"
-                )
-        if reason is None and (link := _first_link(path)):
-            reason = f"holds a symbolic link ({link.relative_to(path)} -> {os.readlink(link)})"
-        if reason:
-            raise UserError(
-                f"--output-dir '{path}' {reason}, so it is never replaced; choose another --output-dir "
-                f"(a new or empty folder)"
-            )
-        if not (overwrite or resume):
-            raise UserError(
-                f"--output-dir '{path}' already holds a run; pass --overwrite to replace it, --resume to "
-                f"continue its training, or choose another --output-dir"
-            )
-    parent = path.absolute().parent
-    existing = next(p for p in [parent, *parent.parents] if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"cannot create --output-dir '{path}': '{existing}' is a file; choose another --output-dir")
-    if not os.access(existing, os.W_OK):
-        raise UserError(f"cannot write to '{existing}' for --output-dir '{path}'; choose a folder you can write to")
-    return path
-
-
-def _staging_pattern(output_dir: Path) -> re.Pattern:
-    return re.compile(re.escape(f".{output_dir.name}.partial-") + r"[a-z0-9_]{8}")
-
-
-def _old_pattern(output_dir: Path) -> re.Pattern:
-    return re.compile(re.escape(f".{output_dir.name}.old-") + r"[a-z0-9_]{8}")
+def _beside(output_dir: Path, kind: str) -> re.Pattern:
+    """The names of the hidden folders a save makes next to `output_dir` with mkdtemp: .NAME.partial-XXXXXXXX
+    (staging) and .NAME.old-XXXXXXXX (the old run, moved aside while the new one is put in place)."""
+    return re.compile(re.escape(f".{output_dir.name}.{kind}-") + r"[a-z0-9_]{8}")
 
 
 def remove_stale_staging(output_dir: str | Path) -> None:
@@ -164,7 +66,7 @@ def remove_stale_staging(output_dir: str | Path) -> None:
     output_dir = Path(output_dir).absolute()
     if not output_dir.parent.is_dir():
         return
-    staging, old = _staging_pattern(output_dir), _old_pattern(output_dir)
+    staging, old = _beside(output_dir, "partial"), _beside(output_dir, "old")
     for stale in sorted(output_dir.parent.iterdir()):
         if not stale.is_dir() or stale.is_symlink():
             continue
@@ -180,147 +82,6 @@ def remove_stale_staging(output_dir: str | Path) -> None:
                 else:
                     _carry_over(previous, output_dir)
             shutil.rmtree(stale, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def output_lock(output_dir: str | Path):
-    """Hold --output-dir for one run at a time: a second run into the same folder refuses at once instead of
-    training for an hour and then failing to save. The lock lives in the temp folder (keyed by the resolved path),
-    never in the user's folders, and the OS releases it when the process ends, however it ends.
-    Under torchrun / accelerate launch only the first process takes it."""
-    if fcntl is None or int(os.environ.get("RANK", "0")) > 0:  # no fcntl on Windows: no lock there
-        yield
-        return
-    key = hashlib.sha256(str(Path(output_dir).resolve()).encode()).hexdigest()[:24]
-    folder = _private_folder(Path(tempfile.gettempdir()) / f"lm-recipes-locks-{os.getuid()}")
-    # O_NOFOLLOW: never open (and truncate) whatever a link planted at this name points to
-    try:
-        descriptor = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as e:
-        raise UserError(
-            f"cannot open the lock file '{folder / key}.lock' ({e.strerror or e}: a link, or not a file); remove it"
-        ) from None
-    with os.fdopen(descriptor, "r+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise UserError(
-                f"--output-dir '{output_dir}' is in use by a run that has not ended ({holder}); wait for it, "
-                f"or choose another --output-dir"
-            ) from None
-        lock.seek(0)
-        lock.truncate(0)
-        lock.write(f"process {os.getpid()}")
-        lock.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _private_folder(folder: Path) -> Path:
-    """`folder` created for this user alone (mode 700), or checked to be so: in a temp folder every user may write,
-    another user could have made it first, or planted a link at its name."""
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise UserError(
-            f"the lock folder '{folder}' is not a folder of yours (a link, or another user's); remove it, or set "
-            f"TMPDIR to a folder of your own"
-        )
-    if info.st_mode & 0o077:  # made by an earlier version, open to others to read
-        os.chmod(folder, 0o700)
-    return folder
-
-
-# settings --resume may change: where the run goes and what is reported after training; every other one is
-# the run's own and must match the checkpoint's
-CHANGEABLE_ON_RESUME = {
-    "output_dir",
-    "overwrite",
-    "resume",
-    "save_steps",
-    "report_to",
-    "push_to_hub",
-    "explain",
-    "prompt",
-}
-CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
-CHANGEABLE_ON_RESUME |= {"allow_pickle", "trust_remote_code"}  # permissions asked on the command line, not settings
-# settings whose `auto` matches any value a checkpoint recorded: max_length's auto resolves from the data and is
-# recorded as the length used; lm_loss's chunked and standard losses are the same loss (runs before lm_loss had
-# auto recorded chunked, and were refused on --resume once auto became the default)
-AUTO_MATCHES_ANY = {"max_length", "lm_loss"}
-
-
-def resume_point(config: RunConfig) -> str | None:
-    """--resume (the last complete, intact checkpoint in --output-dir) or --resume PATH, checked against the
-    run's settings; None without --resume."""
-    output = config.output
-    if not output.resume:
-        return None
-    if output.resume != "last":
-        path = Path(output.resume)
-        if not (path / COMPLETE).exists() and not (path / "trainer_state.json").exists():
-            raise UserError(
-                f"--resume '{path}' is not a complete checkpoint folder; pass --resume alone for the last "
-                f"complete one in --output-dir"
-            )
-        problem = damage(path)
-        if problem:
-            raise UserError(f"--resume '{path}' is damaged ({problem}); pass another checkpoint or start anew")
-    else:
-        path = last_complete_checkpoint(checkpoint_dir(output.output_dir), check=True)
-        if path is None and last_complete_checkpoint(checkpoint_dir(output.output_dir)):
-            raise UserError(
-                f"--resume: every checkpoint in '{checkpoint_dir(output.output_dir)}' is damaged (the log says "
-                f"how); start anew with --overwrite"
-            )
-        if path is None:
-            raise UserError(
-                f"--resume: no complete checkpoint in '{checkpoint_dir(output.output_dir)}'; start without "
-                f"--resume (add --save-steps N to write checkpoints)"
-            )
-    pickled = [p.name for p in path.glob("*.bin")]
-    if pickled and not any(path.glob("*.safetensors")) and not config.model.allow_pickle:
-        raise UserError(
-            f"--resume '{path}' holds its weights as pickle ({pickled[0]}), which can run code when loaded; pass "
-            f"--allow-pickle if you trust it"
-        )
-    _check_same_settings(config, path)
-    logger.info("resuming from %s", path)
-    return str(path)
-
-
-def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
-    """A resumed run continues the run as it was started: refuse settings that differ from the checkpoint's
-    (a new --batch-size or --lr would be half-applied, a new --model would not fit the weights)."""
-    try:
-        saved = json.loads((checkpoint / RUN_CONFIG).read_text())
-    except FileNotFoundError:
-        return  # a checkpoint from elsewhere (Trainer's own): nothing recorded to compare with
-    except ValueError:
-        raise UserError(f"--resume: '{checkpoint / RUN_CONFIG}' is damaged; pass another checkpoint") from None
-    now = json.loads(json.dumps(config.flat(), default=str))
-    # a setting newer than the checkpoint was, in effect, at its default then
-    saved = {**json.loads(json.dumps(type(config)().flat(), default=str)), **saved}
-    changed = [
-        f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
-        for name in sorted(set(now) | set(saved))
-        if name not in CHANGEABLE_ON_RESUME
-        and now.get(name) != saved.get(name)
-        and not (name in AUTO_MATCHES_ANY and now.get(name) == "auto")
-    ]
-    if changed:
-        raise UserError(
-            f"--resume continues the run as it was started, but these settings differ from its checkpoint: "
-            f"{', '.join(changed)}; drop them, or start a new run (--overwrite or another --output-dir)"
-        )
 
 
 def save_run(config: RunConfig, model, tokenizer, metrics: dict, history: list | None = None, evaluation=None) -> Path:

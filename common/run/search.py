@@ -31,7 +31,7 @@ from common.config import RunConfig
 from common.config.files import read_mapping
 from common.errors import UserError
 from common.report import search_report
-from common.run.output import mark_run
+from common.train.checkpoints import mark_run
 
 logger = logging.getLogger(__name__)
 

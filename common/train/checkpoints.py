@@ -33,6 +33,8 @@ RUN_CONFIG = "run_config.json"
 # Written into every output folder a run of ours makes, listing the names that run wrote there: --overwrite and
 # --resume replace only folders that have it, and keep whatever else the user put in them.
 RUN_MARKER = ".lm-recipes-run"
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")  # Trainer's checkpoint folders: checkpoint-<step>
+EVENTS_PREFIX = "events.out.tfevents."  # TensorBoard's event files
 WHILE_TRAINING = ["checkpoints", "tensorboard", RUN_MARKER]  # what a run in progress writes into its folder
 
 
@@ -121,11 +123,11 @@ class MarkCompleteCheckpoints(TrainerCallback):
 def clear_previous_run(checkpoint_folder: str | Path, tensorboard_folder: str | Path | None) -> None:
     """Remove an earlier run's checkpoint-N folders and TensorBoard event files (nothing else) before a fresh start."""
     for checkpoint in Path(checkpoint_folder).glob("checkpoint-*"):
-        if re.fullmatch(r"checkpoint-\d+", checkpoint.name) and checkpoint.is_dir() and not checkpoint.is_symlink():
+        if CHECKPOINT_NAME.fullmatch(checkpoint.name) and checkpoint.is_dir() and not checkpoint.is_symlink():
             logger.info("removing %s, an earlier run's checkpoint", checkpoint)
             shutil.rmtree(checkpoint)
     if tensorboard_folder is not None:
-        for events in Path(tensorboard_folder).glob("events.out.tfevents.*"):
+        for events in Path(tensorboard_folder).glob(EVENTS_PREFIX + "*"):
             events.unlink()
 
 
@@ -156,7 +158,7 @@ def last_complete_checkpoint(folder: str | Path, check: bool = False) -> Path | 
         [
             (int(m.group(1)), p)
             for p in folder.glob("checkpoint-*")
-            if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / COMPLETE).exists()
+            if (m := CHECKPOINT_NAME.fullmatch(p.name)) and (p / COMPLETE).exists()
         ]
         if folder.is_dir()
         else []

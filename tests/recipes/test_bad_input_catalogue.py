@@ -14,8 +14,7 @@ import torch
 import transformers
 from safetensors.torch import save_file
 
-from common.run import command_line, from_argv
-from common.run import output as outputs
+from common.run import command_line, folders, from_argv
 from common.train.checkpoints import mark_run
 from recipes import bert_classification, causal_lm, gpt2_sentiment
 from tests.conftest import cut_copy
@@ -439,7 +438,7 @@ def test_catalogue_has_at_least_100_distinct_cases_and_the_readme_says_how_many(
 
 
 def test_unwritable_output_folder(files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)  # tests run as root, who may write anywhere
+    monkeypatch.setattr(folders.os, "access", lambda path, mode: False)  # tests run as root, who may write anywhere
     code, err = run_in_process(
         "bert", ["--train-file", files["reviews"], "--output-dir", str(tmp_path / "out")], capsys
     )
@@ -652,7 +651,7 @@ def test_the_current_folder_and_a_symlink_are_never_replaced(tmp_path, capsys, m
 
 def test_a_second_run_into_a_folder_in_use_refuses_at_once(files, tmp_path, capsys):
     out = tmp_path / "out"
-    with outputs.output_lock(out):  # what a run holds from start to end
+    with folders.output_lock(out):  # what a run holds from start to end
         code, err = run_in_process("bert", ["--train-file", files["reviews"], "--output-dir", str(out)], capsys)
     assert_one_clear_line(code, err, "is in use by a run that has not ended")
     assert not out.exists()

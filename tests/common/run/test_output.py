@@ -8,24 +8,25 @@ from types import SimpleNamespace
 import pytest
 
 from common.errors import UserError
+from common.run import folders, resume
 from common.run import output as outputs
 from common.train import checkpoints
 from tests.conftest import classification_config
 
 
 def test_check_output_dir_refuses_another_runs_files(tmp_path):
-    outputs.mark_run(tmp_path / "run")
+    checkpoints.mark_run(tmp_path / "run")
     (tmp_path / "run" / "metrics.json").write_text("{}")
     with pytest.raises(UserError, match="already holds a run; pass --overwrite to replace it, --resume"):
-        outputs.check_output_dir(tmp_path / "run", overwrite=False)
-    assert outputs.check_output_dir(tmp_path / "run", overwrite=False, resume="last") == tmp_path / "run"
-    assert outputs.check_output_dir(tmp_path / "run", overwrite=True) == tmp_path / "run"
-    assert outputs.check_output_dir(tmp_path / "new", overwrite=False) == tmp_path / "new"
+        folders.check_output_dir(tmp_path / "run", overwrite=False)
+    assert folders.check_output_dir(tmp_path / "run", overwrite=False, resume="last") == tmp_path / "run"
+    assert folders.check_output_dir(tmp_path / "run", overwrite=True) == tmp_path / "run"
+    assert folders.check_output_dir(tmp_path / "new", overwrite=False) == tmp_path / "new"
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
-        outputs.check_output_dir(tmp_path / "afile", overwrite=True)
+        folders.check_output_dir(tmp_path / "afile", overwrite=True)
     with pytest.raises(UserError, match="'.*afile' is a file; choose another --output-dir"):
-        outputs.check_output_dir(tmp_path / "afile" / "out", overwrite=False)
+        folders.check_output_dir(tmp_path / "afile" / "out", overwrite=False)
 
 
 def test_overwrite_never_replaces_what_no_run_of_ours_wrote(tmp_path, monkeypatch):
@@ -34,7 +35,7 @@ def test_overwrite_never_replaces_what_no_run_of_ours_wrote(tmp_path, monkeypatc
     (mine / "chapter1.tex").write_text("years of work")
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
-    outputs.mark_run(repo)  # even a marked folder: a git checkout is never replaced
+    checkpoints.mark_run(repo)  # even a marked folder: a git checkout is never replaced
     link = tmp_path / "link"
     link.symlink_to(mine)
     cases = [
@@ -46,19 +47,19 @@ def test_overwrite_never_replaces_what_no_run_of_ours_wrote(tmp_path, monkeypatc
     for folder, message in cases:
         for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}, {"overwrite": False}):
             with pytest.raises(UserError, match=message):
-                outputs.check_output_dir(folder, **flags)
+                folders.check_output_dir(folder, **flags)
     current = tmp_path / "cwd"  # the current folder, even one that looks like a run
     (current / "checkpoints").mkdir(parents=True)
     monkeypatch.chdir(current)
     with pytest.raises(UserError, match="the root, your home or the current folder"):
-        outputs.check_output_dir(Path("."), overwrite=True)
+        folders.check_output_dir(Path("."), overwrite=True)
     assert (mine / "chapter1.tex").read_text() == "years of work" and (repo / ".git").is_dir()
     # what a run of ours left: its marker, or only checkpoints from an interrupted run, or an earlier version's files
     interrupted = tmp_path / "interrupted"  # what a run of ours left before its first checkpoint marked it
     (interrupted / "checkpoints" / "checkpoint-5").mkdir(parents=True)
     (interrupted / "tensorboard").mkdir()
     (interrupted / "tensorboard" / "events.out.tfevents.1.host").write_text("")
-    assert outputs.check_output_dir(interrupted, overwrite=True) == interrupted
+    assert folders.check_output_dir(interrupted, overwrite=True) == interrupted
 
 
 def test_files_named_like_a_run_but_unmarked_are_never_replaced(tmp_path):
@@ -73,7 +74,7 @@ def test_files_named_like_a_run_but_unmarked_are_never_replaced(tmp_path):
     for folder, message in ((older, "but no .lm-recipes-run marker"), (mine, "holds files that no run")):
         for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}):
             with pytest.raises(UserError, match=message):
-                outputs.check_output_dir(folder, **flags)
+                folders.check_output_dir(folder, **flags)
     assert (older / "precious.csv").read_text() == "a,b\n" and (mine / "checkpoints" / "notes.txt").exists()
 
 
@@ -82,23 +83,23 @@ def test_a_run_folder_holding_a_symbolic_link_anywhere_is_never_replaced_or_resu
     shared.mkdir()
     (shared / "events.out.tfevents.9.other").write_text("theirs")
     run = tmp_path / "run"
-    outputs.mark_run(run)
+    checkpoints.mark_run(run)
     (run / "tensorboard").symlink_to(shared)
     deeper = tmp_path / "deeper"
     (deeper / "checkpoints" / "checkpoint-2").mkdir(parents=True)
-    outputs.mark_run(deeper)
+    checkpoints.mark_run(deeper)
     (deeper / "checkpoints" / "checkpoint-2" / "model.safetensors").symlink_to(shared / "events.out.tfevents.9.other")
     for folder, link in ((run, "tensorboard"), (deeper, "checkpoints/checkpoint-2/model.safetensors")):
         for flags in ({"overwrite": True}, {"overwrite": False, "resume": "last"}):
             with pytest.raises(UserError, match=f"holds a symbolic link \\({link} -> "):
-                outputs.check_output_dir(folder, **flags)
+                folders.check_output_dir(folder, **flags)
     assert (shared / "events.out.tfevents.9.other").read_text() == "theirs"
 
 
 def test_unwritable_output_parent_is_refused_before_training(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)  # tests run as root, who may write anywhere
+    monkeypatch.setattr(folders.os, "access", lambda path, mode: False)  # tests run as root, who may write anywhere
     with pytest.raises(UserError, match="cannot write to .* choose a folder you can write to"):
-        outputs.check_output_dir(tmp_path / "out", overwrite=False)
+        folders.check_output_dir(tmp_path / "out", overwrite=False)
 
 
 def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2):
@@ -112,7 +113,7 @@ def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2
     config = classification_config(output_dir=str(out), seed=1)
     outputs.save_run(config, model, tokenizer, {"test_accuracy": 0.9}, [{"loss": 1.0, "step": 1}])
     names = {p.name for p in out.iterdir()}
-    assert "model.safetensors" in names and outputs.RUN_MARKER in names
+    assert "model.safetensors" in names and checkpoints.RUN_MARKER in names
     assert (out / "old.txt").read_text() == "from before"
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
     assert json.loads((out / "metrics.json").read_text()) == {"test_accuracy": 0.9}
@@ -145,12 +146,12 @@ def test_only_completely_written_checkpoints_are_resumed(tmp_path):
             (folder / f"checkpoint-{step}" / "trainer_state.json").unlink()
     assert checkpoints.last_complete_checkpoint(folder).name == "checkpoint-4"
     run = str(tmp_path / "run")
-    assert outputs.resume_point(classification_config(resume="last", output_dir=run)).endswith("checkpoint-4")
+    assert resume.resume_point(classification_config(resume="last", output_dir=run)).endswith("checkpoint-4")
     with pytest.raises(UserError, match="--resume: no complete checkpoint in .*add --save-steps N"):
-        outputs.resume_point(classification_config(resume="last", output_dir=str(tmp_path / "other")))
+        resume.resume_point(classification_config(resume="last", output_dir=str(tmp_path / "other")))
     with pytest.raises(UserError, match="is not a complete checkpoint folder"):
-        outputs.resume_point(classification_config(resume=str(folder / "checkpoint-6"), output_dir=run))
-    assert outputs.resume_point(classification_config(output_dir=str(tmp_path))) is None
+        resume.resume_point(classification_config(resume=str(folder / "checkpoint-6"), output_dir=run))
+    assert resume.resume_point(classification_config(output_dir=str(tmp_path))) is None
 
 
 def write_checkpoint(folder, tiny_gpt2=None, config=None):
@@ -173,18 +174,18 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(tmp_path,
     config = classification_config(resume="last", output_dir=str(run))
     for step in (10, 20):
         write_checkpoint(run / "checkpoints" / f"checkpoint-{step}", tiny_gpt2, config)
-    assert outputs.resume_point(config).endswith("checkpoint-20")
+    assert resume.resume_point(config).endswith("checkpoint-20")
     weights = run / "checkpoints" / "checkpoint-20" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])  # cut short after it was marked COMPLETE
     assert checkpoints.damage(weights.parent).startswith("model.safetensors is ")
-    assert outputs.resume_point(config).endswith("checkpoint-10")
+    assert resume.resume_point(config).endswith("checkpoint-10")
     assert "passing over" in caplog.text and "checkpoint-20" in caplog.text
     optimizer = run / "checkpoints" / "checkpoint-10" / "optimizer.pt"
     optimizer.write_bytes(optimizer.read_bytes()[:50])
     with pytest.raises(UserError, match="every checkpoint in .* is damaged"):
-        outputs.resume_point(config)
+        resume.resume_point(config)
     with pytest.raises(UserError, match="is damaged \\(optimizer.pt is cut short"):
-        outputs.resume_point(config.derive(resume=str(optimizer.parent)))
+        resume.resume_point(config.derive(resume=str(optimizer.parent)))
 
 
 def test_a_checkpoint_missing_a_part_is_passed_over_and_pickle_needs_asking(tmp_path, caplog):
@@ -197,7 +198,7 @@ def test_a_checkpoint_missing_a_part_is_passed_over_and_pickle_needs_asking(tmp_
     (run / "checkpoints" / "checkpoint-40" / "trainer_state.json").unlink()
     (run / "checkpoints" / "checkpoint-30" / "model.safetensors").unlink()
     (run / "checkpoints" / "checkpoint-20" / "optimizer.pt").unlink()  # resumed, it would start a fresh optimizer
-    assert outputs.resume_point(config).endswith("checkpoint-10")
+    assert resume.resume_point(config).endswith("checkpoint-10")
     for step, problem in [
         (40, "trainer_state.json is missing"),
         (30, "it holds no model weights"),
@@ -208,8 +209,8 @@ def test_a_checkpoint_missing_a_part_is_passed_over_and_pickle_needs_asking(tmp_
     (pickled / "model.safetensors").unlink()
     torch.save({"w": torch.ones(64)}, pickled / "pytorch_model.bin")  # an older Trainer's checkpoint
     with pytest.raises(UserError, match="holds its weights as pickle \\(pytorch_model.bin\\).*--allow-pickle"):
-        outputs.resume_point(config)
-    assert outputs.resume_point(config.derive(allow_pickle=True)).endswith("checkpoint-10")
+        resume.resume_point(config)
+    assert resume.resume_point(config.derive(allow_pickle=True)).endswith("checkpoint-10")
 
 
 def test_resume_refuses_settings_other_than_the_checkpoints(tmp_path, tiny_gpt2):
@@ -217,11 +218,11 @@ def test_resume_refuses_settings_other_than_the_checkpoints(tmp_path, tiny_gpt2)
     started = classification_config(output_dir=str(run), batch_size=16, lr=1e-4)
     write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, started)
     same = started.derive(resume="last", report_to="tensorboard", explain=3)  # reporting may change
-    assert outputs.resume_point(same).endswith("checkpoint-10")
+    assert resume.resume_point(same).endswith("checkpoint-10")
     with pytest.raises(UserError, match="--batch-size 8 \\(was 16\\), --lr 0.005 \\(was 0.0001\\); drop them"):
-        outputs.resume_point(same.derive(batch_size=8, lr=5e-3))
+        resume.resume_point(same.derive(batch_size=8, lr=5e-3))
     with pytest.raises(UserError, match="--model other \\(was tiny\\)"):
-        outputs.resume_point(same.derive(model="other"))
+        resume.resume_point(same.derive(model="other"))
 
 
 def test_save_keeps_what_the_user_added_to_a_run_folder(tmp_path, tiny_gpt2):
@@ -280,31 +281,31 @@ def test_a_save_that_fails_after_the_weights_keeps_them_and_says_where(tmp_path,
 
 def test_a_second_run_into_the_same_folder_refuses_at_once(tmp_path):
     out = tmp_path / "out"
-    with outputs.output_lock(out):
+    with folders.output_lock(out):
         with pytest.raises(UserError, match="is in use by a run that has not ended \\(process \\d+\\)"):
-            with outputs.output_lock(out):
+            with folders.output_lock(out):
                 pass
-        with outputs.output_lock(tmp_path / "other"):  # another folder is free
+        with folders.output_lock(tmp_path / "other"):  # another folder is free
             pass
-    with outputs.output_lock(out):  # free again once the first run ended
+    with folders.output_lock(out):  # free again once the first run ended
         pass
 
 
 def test_the_lock_never_opens_a_planted_link_or_a_folder_that_is_not_the_users(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(folders.tempfile, "tempdir", str(tmp_path))
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     folder = tmp_path / f"lm-recipes-locks-{os.getuid()}"
     folder.symlink_to(tmp_path)  # a link planted at the lock folder's name
     with pytest.raises(UserError, match="is not a folder of yours \\(a link, or another user's\\)"):
-        with outputs.output_lock(tmp_path / "out"):
+        with folders.output_lock(tmp_path / "out"):
             pass
     folder.unlink()
     folder.mkdir(mode=0o755)  # an earlier version's lock folder: made private
     key = hashlib.sha256(str((tmp_path / "out").resolve()).encode()).hexdigest()[:24]
     (folder / f"{key}.lock").symlink_to(victim)  # a link planted at the lock file's name
     with pytest.raises(UserError, match="cannot open the lock file .*; remove it"):
-        with outputs.output_lock(tmp_path / "out"):
+        with folders.output_lock(tmp_path / "out"):
             pass
     assert victim.read_text() == "keep me" and folder.stat().st_mode & 0o777 == 0o700
 
@@ -312,14 +313,14 @@ def test_the_lock_never_opens_a_planted_link_or_a_folder_that_is_not_the_users(t
 def test_a_save_cut_off_between_its_renames_is_finished_at_the_next_start(tmp_path):
     # killed after the old run was moved aside and before the new one arrived: the old run goes back
     old = tmp_path / ".out.old-ab12cd34"
-    outputs.mark_run(old / "run", ["metrics.json"])
+    checkpoints.mark_run(old / "run", ["metrics.json"])
     (old / "run" / "metrics.json").write_text("{}")
     (old / "run" / "notes.txt").write_text("mine")
     outputs.remove_stale_staging(tmp_path / "out")
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine" and not old.exists()
     # killed after the new run arrived and before the user's files were carried over: they are carried over now
     (tmp_path / "out").rename(old.with_name(".out.old-zz99yy88").mkdir() or old.with_name(".out.old-zz99yy88") / "run")
-    outputs.mark_run(tmp_path / "out", ["metrics.json"])
+    checkpoints.mark_run(tmp_path / "out", ["metrics.json"])
     (tmp_path / "out" / "metrics.json").write_text('{"new": 1}')
     outputs.remove_stale_staging(tmp_path / "out")
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
@@ -354,18 +355,18 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_that_settings_def
     run_config = run / "checkpoints" / "checkpoint-10" / checkpoints.RUN_CONFIG
     older = {k: v for k, v in json.loads(run_config.read_text()).items() if k != "grad_accum"}
     run_config.write_text(json.dumps(older))
-    assert outputs.resume_point(started.derive(resume="last")).endswith("checkpoint-10")
+    assert resume.resume_point(started.derive(resume="last")).endswith("checkpoint-10")
     with pytest.raises(UserError, match="--grad-accum 2 \\(was 1\\)"):
-        outputs.resume_point(started.derive(resume="last", grad_accum=2))
+        resume.resume_point(started.derive(resume="last", grad_accum=2))
 
 
 def test_max_length_auto_resumes_a_run_that_recorded_the_length_it_chose(tmp_path, tiny_gpt2):
     run = tmp_path / "run"
     chosen = classification_config(output_dir=str(run), max_length=96)  # what the run recorded for `auto`
     write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, chosen)
-    assert outputs.resume_point(chosen.derive(resume="last", max_length="auto")).endswith("checkpoint-10")
+    assert resume.resume_point(chosen.derive(resume="last", max_length="auto")).endswith("checkpoint-10")
     with pytest.raises(UserError, match="--max-length 128 \\(was 96\\)"):
-        outputs.resume_point(chosen.derive(resume="last", max_length=128))
+        resume.resume_point(chosen.derive(resume="last", max_length=128))
 
 
 def test_lm_loss_auto_resumes_a_checkpoint_that_recorded_chunked(tmp_path, tiny_gpt2):
@@ -374,4 +375,4 @@ def test_lm_loss_auto_resumes_a_checkpoint_that_recorded_chunked(tmp_path, tiny_
     run = tmp_path / "run"
     older = CausalLMConfig().derive(model="tiny", output_dir=str(run), lm_loss="chunked")
     write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, older)
-    assert outputs.resume_point(older.derive(resume="last", lm_loss="auto")).endswith("checkpoint-10")
+    assert resume.resume_point(older.derive(resume="last", lm_loss="auto")).endswith("checkpoint-10")
