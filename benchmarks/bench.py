@@ -37,6 +37,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def write_results(name: str, rows: list[dict], lines: list[str]) -> None:
+    """A benchmark's rows as RESULTS/NAME.json and its table as RESULTS/NAME.md, and the table printed."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 # steps per way: the fp32 baselines are 3-10x slower, so they get fewer (still several seconds each)
 STEPS = {"ours": 40, "ours-fp32": 8, "hf-examples": 8, "seeds": 6}  # ours: ~15-40 s, enough to even out batch lengths
 STEPS_CAUSAL = {"ours": 6, "ours-fp32": 3, "hf-examples": 3}  # 2,048 tokens a step: ~8 s in bf16, ~13 s in fp32

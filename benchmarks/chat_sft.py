@@ -153,8 +153,8 @@ def main(argv=None) -> None:
         one(args.way, args.steps)
         return
 
-    from benchmarks.bench import RESULTS
     from benchmarks.bench import child_result as measure
+    from benchmarks.bench import write_results
     from common.runtime import hardware
 
     rows = [measure("benchmarks.chat_sft", way, "--steps", str(args.steps)) for way in WAYS]
@@ -173,10 +173,7 @@ def main(argv=None) -> None:
         f"{r['peak_rss_mb'] / 1024:.1f} GiB | {r['held_out_loss']:.4f} |"
         for r in rows
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "chat_sft.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (RESULTS / "chat_sft.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("chat_sft", rows, lines)
     if not all(math.isfinite(r["held_out_loss"]) for r in rows):
         sys.exit("a way ended with a non-finite held-out loss")
 

@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 
-from benchmarks.bench import RESULTS, run_child
+from benchmarks.bench import RESULTS, run_child, write_results
 
 # name -> extra flags; everything else is the recipe's default (seed 42, lr 1e-4, batch 16, max 64 tokens)
 TECHNIQUES = {
@@ -70,10 +70,7 @@ def main(argv=None):
         f"| {r['technique']} | `{r['flags']}` | {r['test_accuracy']:.4f} | {r['test_macro_f1']:.4f} | {r['train_seconds']:.0f} s |"
         for r in rows
     ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "techniques.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (RESULTS / "techniques.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("techniques", rows, lines)
 
 
 if __name__ == "__main__":

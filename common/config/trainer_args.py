@@ -102,8 +102,9 @@ def _refused_value(word: str) -> str | None:
     from common.errors import first_line
 
     try:
-        arguments = TrainingArguments(output_dir=tempfile.gettempdir(), **trainer_overrides([word]))
-        if "optim" in trainer_overrides([word]):  # an optimizer whose package is missing fails only when built
+        overrides = trainer_overrides([word])
+        arguments = TrainingArguments(output_dir=tempfile.gettempdir(), **overrides)
+        if "optim" in overrides:  # an optimizer whose package is missing fails only when built
             Trainer.get_optimizer_cls_and_kwargs(arguments)
     except (ValueError, TypeError, ImportError) as e:
         return first_line(e)

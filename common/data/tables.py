@@ -271,7 +271,7 @@ def subsample(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame
 def as_label_names(values: pd.Series) -> pd.Series:
     """Labels as the names they are: text as written, stripped ('pos ' is 'pos'); a number read from JSON or
     parquet as its text (1.0 read where blanks made the column float is '1'); missing or blank: NA."""
-    names = values.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _label_name(v))
+    names = values.map(lambda v: None if pd.isna(v) else _label_name(v))  # None, NaN, pd.NA: missing
     names = names.astype("string").str.strip()
     return names.mask(names == "")
 

@@ -77,8 +77,7 @@ class Gate:
             more = message.get("more_body", False)
             if len(body) > self.limit:
                 return await self.too_large(scope, receive, send)
-        if problem := unreadable_json(body):
-            return await error_response(422, problem)(scope, receive, send)
+        scope[BODY] = body  # for the error handler, should FastAPI fail to read it as JSON
         delivered = False
 
         async def replay():
@@ -102,9 +101,13 @@ class Gate:
         await error_response(413, message)(scope, receive, send)
 
 
+BODY = "lm_recipes.body"  # the request body, as Gate read it, in the ASGI scope
+
+
 def unreadable_json(body: bytes) -> str | None:
     """What keeps a body that looks like JSON from being read (bytes that are not UTF-8, nesting too deep, a number
-    too long), in words; None for a readable one or for plain malformed JSON, which FastAPI names itself."""
+    too long), in words; None for a readable one or for plain malformed JSON, which FastAPI names itself. Asked only
+    when FastAPI's own reading failed: a good request's body is parsed once."""
     if not body.strip():
         return None
     try:
@@ -198,8 +201,9 @@ def create_app(
             )
         if exc.status_code == 405:
             return error_response(405, f"{request.method} is not answered at {request.url.path}; see GET /health")
-        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # bytes that are not UTF-8
-            return error_response(422, f"the request body is not valid UTF-8 JSON; send e.g. {example}")
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # JSON's reader raised, not on syntax
+            problem = unreadable_json(request.scope.get(BODY, b""))
+            return error_response(422, problem or f"the request body is not valid UTF-8 JSON; send e.g. {example}")
         return error_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)

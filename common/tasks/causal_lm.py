@@ -39,7 +39,7 @@ def generate(
 ) -> list[str]:
     """Each prompt's continuation (the new text only): greedy with temperature 0 (or one too small to sample
     with), else seeded nucleus sampling. A prompt is cut from its start to leave room for the new tokens within
-    the model's positions (check_lengths says which would be)."""
+    the model's positions (overlong says which would be)."""
     import torch
     from transformers import set_seed
 
@@ -75,14 +75,11 @@ def generate(
     return results
 
 
-def too_long(run, prompts: list[str], max_new_tokens: int) -> tuple[int, int] | None:
-    """(the prompt's number, its tokens) of the first prompt that with `max_new_tokens` new tokens passes the
-    model's positions, or None."""
+def overlong(run, prompts: list[str], max_new_tokens: int) -> list[tuple[int, int]]:
+    """(number, tokens) of each prompt that with `max_new_tokens` new tokens passes the model's positions."""
     room = run.positions - max_new_tokens
-    for number, tokens in enumerate(run.tokenizer(prompts)["input_ids"]):
-        if len(tokens) > room:
-            return number, len(tokens)
-    return None
+    lengths = map(len, run.tokenizer(prompts)["input_ids"])
+    return [(number, tokens) for number, tokens in enumerate(lengths) if tokens > room]
 
 
 class GenerateRequest(BaseModel):
@@ -99,8 +96,8 @@ def answer_generate(run, request: GenerateRequest, max_batch: int) -> dict:
         raise Refusal(
             f"max_new_tokens: this model reads at most {run.positions} tokens, prompt included; ask for fewer", 422
         )
-    if problem := too_long(run, request.prompts, request.max_new_tokens):
-        number, tokens = problem
+    if problems := overlong(run, request.prompts, request.max_new_tokens):
+        number, tokens = problems[0]
         raise Refusal(
             f"prompts.{number} takes {tokens} tokens, and with max_new_tokens {request.max_new_tokens} passes the "
             f"{run.positions} this model reads; send a shorter prompt or ask for fewer new tokens",
@@ -184,13 +181,11 @@ class CausalLM(Task):
                 f"included; ask for fewer"
             )
         prompts = frame[columns[0]].astype(str).tolist()
-        room = run.positions - max_new_tokens
-        cut = sum(len(tokens) > room for tokens in run.tokenizer(prompts)["input_ids"])
-        if cut:
+        if cut := overlong(run, prompts, max_new_tokens):
             logging.getLogger(__name__).warning(
                 "%d prompt(s) are longer than the %d tokens that leave room for %d new ones: their starts are cut",
-                cut,
-                room,
+                len(cut),
+                run.positions - max_new_tokens,
                 max_new_tokens,
             )
         frame["generation"] = generate(run, prompts, max_new_tokens, temperature, seed, progress=True)
