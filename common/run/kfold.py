@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from common.config import RunConfig
 from common.data import labelled_rows
 from common.errors import UserError
 from common.report import kfold_report, print_metrics
-from common.train.checkpoints import mark_run
+from common.run.output import staged
+from common.train.checkpoints import RUN_CONFIG, mark_run
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +44,27 @@ def run(main, config: RunConfig) -> dict:
     rows = labelled_rows(config.data)
     held_out = folds(rows[label_column], k, config.training.seed)
     output_dir = Path(config.output.output_dir)
-    created = not output_dir.exists()
-    mark_run(output_dir)  # the folds and the summary: a run of ours, which --overwrite may replace
-    try:
-        results = _run_folds(main, config, rows, held_out, output_dir)
-    except BaseException:  # bad input in a fold, Ctrl-C, SIGTERM: a folder this run made goes, as it was before
-        if created:
-            shutil.rmtree(output_dir, ignore_errors=True)
-        raise
-    names = [
-        n
-        for n in results[0]
-        if n.startswith("test_")
-        and isinstance(results[0][n], (int, float))
-        and not n.endswith(("_runtime", "_per_second", "_support"))
-    ]
-    summary = {
-        "k": k,
-        "rows": len(rows),
-        "folds": [{n: r[n] for n in names} for r in results],
-        "mean": {n: float(np.mean([r[n] for r in results])) for n in names},
-        "std": {n: float(np.std([r[n] for r in results], ddof=1)) for n in names},
-    }
-    (output_dir / "kfold.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (output_dir / "report.md").write_text(kfold_report(summary, config.flat()))
-    mark_run(output_dir, [f"fold-{n}" for n in range(1, k + 1)] + ["kfold.json", "report.md"])
+    with staged(output_dir) as staging:  # cut off in a fold: --output-dir stays as it was
+        results = _run_folds(main, config, rows, held_out, staging)
+        for number in range(1, k + 1):
+            _moved(staging / f"fold-{number}", staging, output_dir)
+        names = [
+            n
+            for n in results[0]
+            if n.startswith("test_")
+            and isinstance(results[0][n], (int, float))
+            and not n.endswith(("_runtime", "_per_second", "_support"))
+        ]
+        summary = {
+            "k": k,
+            "rows": len(rows),
+            "folds": [{n: r[n] for n in names} for r in results],
+            "mean": {n: float(np.mean([r[n] for r in results])) for n in names},
+            "std": {n: float(np.std([r[n] for r in results], ddof=1)) for n in names},
+        }
+        (staging / "kfold.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (staging / "report.md").write_text(kfold_report(summary, config.flat()))
+        mark_run(staging, [f"fold-{n}" for n in range(1, k + 1)] + ["kfold.json", "report.md"])
     print_metrics(
         f"{k}-fold cross-validation (mean)",
         summary["mean"],
@@ -77,8 +73,21 @@ def run(main, config: RunConfig) -> dict:
     return summary
 
 
+def _moved(fold: Path, staging: Path, output_dir: Path) -> None:
+    """A fold was saved in the staging folder: the paths it recorded (run_config.json's output_dir, the title of
+    report.md, the model card's load snippet) are made to name where it ends up, OUTPUT_DIR/fold-N."""
+    config = json.loads((fold / RUN_CONFIG).read_text())
+    config["output_dir"] = str(output_dir / fold.name)
+    (fold / RUN_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
+    for name in ("report.md", "README.md"):
+        if (fold / name).is_file():
+            text = (fold / name).read_text()
+            (fold / name).write_text(text.replace(str(staging / fold.name), str(output_dir / fold.name)))
+
+
 def _run_folds(main, config: RunConfig, rows: pd.DataFrame, held_out: list, output_dir: Path) -> list[dict]:
-    """Each fold through the recipe's main(), saved in OUTPUT_DIR/fold-N; their metrics.json."""
+    """Each fold through the recipe's main(), saved in OUTPUT_DIR/fold-N (OUTPUT_DIR: the staging folder);
+    their metrics.json."""
     k, results = len(held_out), []
     with tempfile.TemporaryDirectory(prefix="lm-recipes-kfold-") as scratch:
         for number, indices in enumerate(held_out, start=1):

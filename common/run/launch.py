@@ -12,6 +12,7 @@ import sys
 from common.config import RunConfig, parse
 from common.run import kfold, search
 from common.run.folders import check_output_dir, output_lock
+from common.run.output import remove_stale_staging
 from common.runtime import run_cli
 
 STOPPED = (
@@ -28,6 +29,7 @@ def launch(main, config: RunConfig):
     with output_lock(config.output.output_dir):
         if not (folds or config.runs.search):
             return main(config)
+        remove_stale_staging(config.output.output_dir)
         check_output_dir(config.output.output_dir, config.output.overwrite)
         return kfold.run(main, config) if folds else search.run(main, config)
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -150,6 +151,26 @@ def _write_run(
         raise
     _swap_in(staging, output_dir)
     logger.info("saved model, tokenizer and metrics to %s", output_dir)
+
+
+@contextlib.contextmanager
+def staged(output_dir: str | Path):
+    """For a run made of several runs (--kfold's folds, --search's trials): all of it is written into a staging
+    folder beside --output-dir (yielded, with the same parent, so relative paths stay relative) and swapped in
+    when it is done, as the final save is. A run cut off in its third fold (bad input, Ctrl-C, SIGTERM) leaves
+    --output-dir as it was, the earlier run and the user's files in it untouched; after a SIGKILL the next start
+    removes the staging folder (remove_stale_staging)."""
+    output_dir = Path(output_dir)
+    output_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
+    made = tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.absolute().parent)
+    staging = output_dir.parent / Path(made).name
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(made, ignore_errors=True)
+        raise
+    os.chmod(made, 0o755)
+    _swap_in(Path(made), output_dir.absolute())
 
 
 def _save_failed(error: Exception, output_dir: Path, staging: Path, weights_saved: bool) -> UserError:

@@ -31,6 +31,7 @@ from common.config import RunConfig
 from common.config.files import read_mapping
 from common.errors import UserError
 from common.report import search_report
+from common.run.output import staged
 from common.train.checkpoints import mark_run
 
 logger = logging.getLogger(__name__)
@@ -143,52 +144,52 @@ def run(main, config: RunConfig) -> dict:
     metric = config.training.best_metric
     maximize = config.training.greater_is_better
     output_dir = Path(config.output.output_dir)
-    mark_run(output_dir)  # the trials and the summary: a run of ours, which --overwrite may replace
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=chosen)
-    trial_configs = {}
+    with staged(output_dir) as staging:  # cut off in a trial: --output-dir stays as it was
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=chosen)
+        trial_configs = {}
 
-    def objective(trial):
-        values = suggest(trial, space)
-        folder = output_dir / f".trial-{trial.number}"
-        logger.info("trial %d of %d: %s", trial.number + 1, trials, values)
-        trial_config = config.derive(
-            **values, search=None, search_space=None, trials=None, output_dir=str(folder), overwrite=True
+        def objective(trial):
+            values = suggest(trial, space)
+            folder = staging / f".trial-{trial.number}"
+            logger.info("trial %d of %d: %s", trial.number + 1, trials, values)
+            trial_config = config.derive(
+                **values, search=None, search_space=None, trials=None, output_dir=str(folder), overwrite=True
+            )
+            try:
+                main(trial_config)
+                history = json.loads((folder / "log_history.json").read_text())
+                trial_configs[trial.number] = trial_config
+                return validation_score(history, metric)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)  # a trial's model is not kept: rerun the best from its config
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+        study.optimize(objective, n_trials=trials, catch=())
+        rows = [{"trial": t.number + 1, **t.params, f"validation_{metric}": t.value} for t in study.trials]
+        best = study.best_trial
+        keep = searchable(config) | {"task"}
+        best_config = {k: v for k, v in trial_configs[best.number].flat().items() if k in keep}
+        best_config["output_dir"] = f"{config.output.output_dir}-best"
+        summary = {
+            "search": runs.search,
+            "metric": f"validation_{metric}",
+            "direction": study.direction.name.lower(),
+            "trials": rows,
+            "best": {"trial": best.number + 1, "params": best.params, "value": best.value},
+        }
+        (staging / "search.json").write_text(json.dumps(summary, indent=1) + "\n")
+        import yaml
+
+        (staging / "best_config.yaml").write_text(
+            f"# best of {len(rows)} trials ({runs.search} search), validation {metric} {best.value:.4f}\n"
+            f"# python {Path(sys.argv[0]).as_posix()} --config {output_dir / 'best_config.yaml'}\n"
+            + yaml.safe_dump(best_config, sort_keys=False)
         )
-        try:
-            main(trial_config)
-            history = json.loads((folder / "log_history.json").read_text())
-            trial_configs[trial.number] = trial_config
-            return validation_score(history, metric)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)  # a trial's model is not kept: rerun the best from its config
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-
-    study.optimize(objective, n_trials=trials, catch=())
-    rows = [{"trial": t.number + 1, **t.params, f"validation_{metric}": t.value} for t in study.trials]
-    best = study.best_trial
-    keep = searchable(config) | {"task"}
-    best_config = {k: v for k, v in trial_configs[best.number].flat().items() if k in keep}
-    best_config["output_dir"] = f"{config.output.output_dir}-best"
-    summary = {
-        "search": runs.search,
-        "metric": f"validation_{metric}",
-        "direction": study.direction.name.lower(),
-        "trials": rows,
-        "best": {"trial": best.number + 1, "params": best.params, "value": best.value},
-    }
-    (output_dir / "search.json").write_text(json.dumps(summary, indent=1) + "\n")
-    import yaml
-
-    (output_dir / "best_config.yaml").write_text(
-        f"# best of {len(rows)} trials ({runs.search} search), validation {metric} {best.value:.4f}\n"
-        f"# python {Path(sys.argv[0]).as_posix()} --config {output_dir / 'best_config.yaml'}\n"
-        + yaml.safe_dump(best_config, sort_keys=False)
-    )
-    (output_dir / "report.md").write_text(search_report(summary, space, config.flat()))
-    mark_run(output_dir, ["search.json", "best_config.yaml", "report.md"])
+        (staging / "report.md").write_text(search_report(summary, space, config.flat()))
+        mark_run(staging, ["search.json", "best_config.yaml", "report.md"])
     print(
         f"\nbest of {len(rows)} trials: validation {metric} {best.value:.4f} with {best.params}\n"
         f"rerun it: python {sys.argv[0]} --config {output_dir / 'best_config.yaml'}"

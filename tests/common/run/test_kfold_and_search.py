@@ -11,6 +11,7 @@ from common.config import cli
 from common.errors import UserError
 from common.run import from_argv, search
 from common.run import kfold as crossval
+from common.train.checkpoints import mark_run
 from recipes import bert_classification, causal_lm
 
 FAST = ["--epochs", "1", "--batch-size", "4", "--max-length", "16", "--precision", "fp32"]
@@ -58,6 +59,44 @@ def test_kfold_trains_one_model_per_fold_and_reports_mean_and_std(tiny_bert, lab
     assert json.loads((out / "kfold.json").read_text()) == summary
     report = (out / "report.md").read_text()
     assert "3-fold cross-validation" in report and "[fold 2](fold-2/report.md)" in report and "+-" in report
+    # the folds were trained in a staging folder beside it: what they recorded names where they ended up
+    assert json.loads((out / "fold-2" / "run_config.json").read_text())["output_dir"] == str(out / "fold-2")
+    assert f"# Run report: {out / 'fold-2'}" in (out / "fold-2" / "report.md").read_text()
+    assert not [p for p in out.rglob("*") if p.is_file() and ".partial-" in p.read_text(errors="replace")]
+    assert [p.name for p in tmp_path.iterdir()] == ["cv"]
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def test_kfold_cut_off_in_a_fold_leaves_the_folder_as_it_was_and_a_finished_one_keeps_the_users_files(
+    tiny_bert, labelled_csv, tmp_path
+):
+    out = tmp_path / "cv"
+    mark_run(out, ["model.safetensors", "metrics.json"])  # an earlier run of ours, and a file of the user's
+    (out / "model.safetensors").write_bytes(b"old weights")
+    (out / "metrics.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    before = _tree(out)
+    folds_run = []
+
+    def stopped_in_fold_2(config):
+        folds_run.append(config.output.output_dir)
+        if len(folds_run) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C would (SIGTERM raises runtime.Terminated, also a BaseException)
+        return bert_classification.main(config)
+
+    args = ["--model", tiny_bert, "--train-file", labelled_csv, "--kfold", "3", "--output-dir", out, "--overwrite"]
+    with pytest.raises(KeyboardInterrupt):
+        from_argv(stopped_in_fold_2, bert_classification.DEFAULTS, [*args, *FAST])
+    assert len(folds_run) == 2 and _tree(out) == before  # fold 1 was saved, but not into --output-dir
+    assert [p.name for p in tmp_path.iterdir()] == ["cv"]  # and the staging folder is gone
+
+    from_argv(bert_classification.main, bert_classification.DEFAULTS, [*args, "--kfold", "2", *FAST])
+    names = {p.name for p in out.iterdir()}
+    assert {"fold-1", "fold-2", "kfold.json", "notes.txt"} <= names and "model.safetensors" not in names
+    assert (out / "notes.txt").read_text() == "mine" and [p.name for p in tmp_path.iterdir()] == ["cv"]
 
 
 def test_grid_search_visits_every_grid_point_and_writes_a_rerunnable_best_config(tiny_bert, labelled_csv, tmp_path):
