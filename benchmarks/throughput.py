@@ -184,11 +184,12 @@ def measure(
         model = load_classifier(spec, ["fresh", "rotten"], tokenizer, max_length=length)
     else:
         documents = assets.load_dataset_frame("embedded:shakespeare")["text"].tolist()
-        blocks = tokens.blocks_from_tokens(tokens.corpus_tokens(documents, tokenizer), length)
-        test = blocks[-PARITY_TEST_BLOCKS:]  # held out: the end of the corpus
+        ids, starts = tokens.corpus_tokens(documents, tokenizer)
+        blocks = tokens.blocks_from_tokens(ids, length, starts=starts)
+        test = blocks.ids[-PARITY_TEST_BLOCKS:]  # held out: the end of the corpus
         blocks = blocks[: train_examples or n_examples * 2]  # ours: --packing documents (the recipe's default)
-        positions = tokens.document_position_ids(blocks, tokenizer.eos_token_id) if fast else None
-        dataset, collator = tokens.lm_dataset(blocks, positions), default_data_collator
+        positions = tokens.document_position_ids(blocks.starts) if fast else None
+        dataset, collator = tokens.lm_dataset(blocks.ids, positions), default_data_collator
         model = load_causal_lm(spec, tokenizer, block_size=length)
     # the recipes' own model changes: --freeze-*; for the causal LM our way the loss --lm-loss auto picks here
     chunked = fast and config.task == "causal_lm" and config.training.chunked_lm_loss

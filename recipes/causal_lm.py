@@ -61,7 +61,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
     check_max_length(data.block_size, load_config(config.model.model, config.model.trust_remote_code), "--block-size")
     blocks = corpus_blocks(documents, tokenizer, data.block_size, seed)
     limits = {"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_test_samples}
-    datasets = lm_datasets(blocks, limits, seed, data.packing, tokenizer.eos_token_id)
+    datasets = lm_datasets(blocks, limits, seed, data.packing)
 
     # 4. model; then --freeze-*, --dropout, --lm-loss, --lora-r
     model = load_causal_lm(config.model, tokenizer, data.block_size)

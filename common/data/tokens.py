@@ -2,12 +2,14 @@
 
 Classification examples are tokenized once, without padding: the collator pads each batch to its own
 longest example (dynamic padding), so short snippets do not pay for the longest one in the set.
-Causal-LM corpora are joined with an end-of-text token between documents and cut into equal blocks.
+Causal-LM corpora are joined with an end-of-text token between documents and cut into equal blocks (Blocks),
+which remember where each document began.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -94,40 +96,79 @@ def check_max_length(max_length: int, model_config, flag: str = "--max-length") 
 # ---------------------------------------------------------------- causal LM
 
 
-def corpus_tokens(documents: list[str], tokenizer) -> np.ndarray:
-    """All documents as one token stream, each followed by the end-of-text token so the model learns boundaries."""
-    if tokenizer.eos_token_id is None:
+@dataclasses.dataclass(frozen=True)
+class Blocks:
+    """Equal blocks of a corpus's token stream: `ids` [n, block_size], and `starts` (the same shape) True where a
+    document of the data begins. Where documents begin is known from the data, never from a token: the end-of-text
+    token may also occur inside a document (SmolLM2-Instruct's `<|im_end|>` ends every turn of a rendered chat).
+    Indexing takes rows of both, as a numpy array's rows."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, rows) -> Blocks:
+        return Blocks(self.ids[rows], self.starts[rows])
+
+
+def corpus_tokens(documents: list[str], tokenizer, what: str = "the corpus") -> tuple[np.ndarray, np.ndarray]:
+    """All documents as one token stream, each followed by the end-of-text token so the model learns boundaries;
+    and where each document starts in it (a bool per token)."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
         raise UserError("the tokenizer has no end-of-text token; causal-LM blocks need one to separate documents")
 
     def tokenize():
-        stream = []
+        stream, lengths = [], []
         for ids in tokenizer(documents, add_special_tokens=False)["input_ids"]:
             stream.extend(ids)
-            stream.append(tokenizer.eos_token_id)
-        return {"tokens": [stream]}
+            stream.append(eos)
+            lengths.append(len(ids) + 1)
+        return {"tokens": [stream], "lengths": [lengths]}
 
-    return np.asarray(cached("corpus", tokenizer, [documents], {}, tokenize)["tokens"][0], dtype=np.int64)
+    encoded = cached("corpus-documents", tokenizer, [documents], {}, tokenize)
+    ids = np.asarray(encoded["tokens"][0], dtype=np.int64)
+    lengths = np.asarray(encoded["lengths"][0], dtype=np.int64)
+    starts = np.zeros(len(ids), dtype=bool)
+    starts[np.cumsum(lengths) - lengths] = True
+    inside = int((ids == eos).sum()) - len(lengths)
+    if inside:
+        logger.warning(
+            "the end-of-text token %r occurs %d times inside the documents of %s (rendered chat turns?): documents "
+            "are still kept apart where the data separates them, but the model learns to end text there, so "
+            "generation will stop at it; for conversations use recipes/chat_sft.py",
+            tokenizer.eos_token,
+            inside,
+            what,
+        )
+    return ids, starts
 
 
-def blocks_from_tokens(tokens: np.ndarray, block_size: int, what: str = "the corpus") -> np.ndarray:
-    """Cut the stream into [n_blocks, block_size]; the tail shorter than a block is dropped."""
+def blocks_from_tokens(
+    tokens: np.ndarray, block_size: int, what: str = "the corpus", starts: np.ndarray | None = None
+) -> Blocks:
+    """Cut the stream into blocks of block_size; the tail shorter than a block is dropped. `starts`: where its
+    documents begin (corpus_tokens); none given, the stream is one document."""
     n_blocks = len(tokens) // block_size
     if n_blocks == 0:
         raise UserError(
             f"{what} has {len(tokens)} tokens, fewer than one block of {block_size}; lower --block-size or add text"
         )
-    return tokens[: n_blocks * block_size].reshape(n_blocks, block_size)
+    if starts is None:
+        starts = np.arange(len(tokens)) == 0
+    shape = (n_blocks, block_size)
+    return Blocks(tokens[: n_blocks * block_size].reshape(shape), starts[: n_blocks * block_size].reshape(shape))
 
 
-def document_position_ids(blocks: np.ndarray, eos_token_id: int) -> np.ndarray:
-    """Positions that restart after every end-of-text token: [a b EOS c d] -> [0 1 2 0 1].
+def document_position_ids(starts: np.ndarray) -> np.ndarray:
+    """Positions that restart at every block and at every document start: starts [T F F T F] -> [0 1 2 0 1].
 
     Given restarting position_ids and no attention mask, transformers builds a block-diagonal causal mask
     (SDPA or flash attention), so documents packed into one block cannot attend to each other.
     """
-    index = np.broadcast_to(np.arange(blocks.shape[1]), blocks.shape)
-    starts = np.zeros(blocks.shape, dtype=bool)
-    starts[:, 1:] = blocks[:, :-1] == eos_token_id
+    index = np.broadcast_to(np.arange(starts.shape[1]), starts.shape)
     return index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
 
 
@@ -139,13 +180,13 @@ def lm_dataset(blocks: np.ndarray, position_ids: np.ndarray | None = None) -> da
     return datasets.Dataset.from_dict(columns)
 
 
-def lm_datasets(blocks: dict, limits: dict, seed: int, packing: str, eos_token_id: int) -> dict:
+def lm_datasets(blocks: dict, limits: dict, seed: int, packing: str) -> dict:
     """Capped blocks per split as datasets; with packing="documents", documents in a block are kept apart."""
     out = {}
     for name, split_blocks in blocks.items():
         kept = take_blocks(split_blocks, limits.get(name), seed)
-        positions = document_position_ids(kept, eos_token_id) if packing == "documents" else None
-        out[name] = lm_dataset(kept, positions)
+        positions = document_position_ids(kept.starts) if packing == "documents" else None
+        out[name] = lm_dataset(kept.ids, positions)
     return out
 
 
@@ -164,10 +205,11 @@ def split_blocks(blocks: np.ndarray, seed: int, names=("validation", "test"), fr
 
 def corpus_blocks(documents: dict, tokenizer, block_size: int, seed: int) -> dict:
     """Blocks for each split given; validation/test splits not given are carved from the training blocks."""
-    blocks = {
-        name: blocks_from_tokens(corpus_tokens(docs, tokenizer), block_size, f"the {name} corpus")
-        for name, docs in documents.items()
-    }
+    blocks = {}
+    for name, docs in documents.items():
+        what = f"the {name} corpus"
+        ids, starts = corpus_tokens(docs, tokenizer, what)
+        blocks[name] = blocks_from_tokens(ids, block_size, what, starts)
     missing = tuple(name for name in ("validation", "test") if name not in blocks)
     if missing:
         blocks.update(split_blocks(blocks["train"], seed, missing))

@@ -40,13 +40,15 @@ def test_padding_collator_pads_to_batch_longest(gpt2_tokenizer):
 
 
 def test_corpus_tokens_put_end_of_text_between_documents(gpt2_tokenizer):
-    stream = tokenization.corpus_tokens(["Hello world", "Hello"], gpt2_tokenizer)
+    stream, starts = tokenization.corpus_tokens(["Hello world", "Hello"], gpt2_tokenizer)
     assert stream.tolist() == [15496, 995, 50256, 15496, 50256]
+    assert starts.tolist() == [True, False, False, True, False]
 
 
 def test_blocks_drop_the_short_tail_and_refuse_tiny_corpora():
     blocks = tokenization.blocks_from_tokens(np.arange(10), 4)
-    assert blocks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert blocks.ids.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert blocks.starts.tolist() == [[True, False, False, False], [False] * 4]  # no starts given: one document
     with pytest.raises(UserError, match="fewer than one block of 64"):
         tokenization.blocks_from_tokens(np.arange(10), 64)
 
@@ -127,7 +129,8 @@ def test_corpus_tokens_from_cache_equal_fresh_ones(tmp_path, monkeypatch, gpt2_t
     docs = ["Hello world", "", "Hello"]
     first = tokenization.corpus_tokens(docs, gpt2_tokenizer)
     cached = tokenization.corpus_tokens(docs, gpt2_tokenizer)
-    assert cached.tolist() == first.tolist() == [15496, 995, 50256, 50256, 15496, 50256]
+    assert cached[0].tolist() == first[0].tolist() == [15496, 995, 50256, 50256, 15496, 50256]
+    assert cached[1].tolist() == first[1].tolist() == [True, False, False, True, True, False]
 
 
 def test_tokenizing_many_texts_is_announced_and_timed_and_a_cache_hit_is_quiet(

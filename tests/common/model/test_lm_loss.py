@@ -74,7 +74,9 @@ def test_patched_model_trains_on_the_same_loss_and_gradients_and_still_gives_log
         model.config.use_cache = False  # as Trainer sets it: packed masks are built only without a KV cache
     text = "first document about cats" + tokenizer.eos_token + "and a second one, about dogs and their owners"
     ids = torch.tensor([tokenizer(text)["input_ids"]] * 2)
-    positions = torch.tensor(tokenization.document_position_ids(ids.numpy(), tokenizer.eos_token_id))
+    starts = np.zeros(ids.shape, dtype=bool)
+    starts[:, 1:] = ids[:, :-1].numpy() == tokenizer.eos_token_id  # the second document starts after the first's end
+    positions = torch.tensor(tokenization.document_position_ids(starts))
     batch = dict(input_ids=ids, labels=ids, position_ids=positions)
     losses = []
     for model in (standard, chunked):
