@@ -78,13 +78,13 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
         **hooks,
     )
 
-    # 5. train, 6. evaluate on the held-out test split: every metric, the errors ranked, per class, --explain
+    # 5. train, 6. evaluate on the held-out test split: every metric, errors, per class, baselines, --explain
     train_result = trainer.train(resume_from_checkpoint=resume)
     test = evaluate_classifier(
-        trainer, datasets["test"], splits, label_names, config.data.text_column, config.output.explain, tokenizer
+        trainer, datasets["test"], splits, label_names, config.data.text_column, config.output, tokenizer
     )
     metrics = {**train_result.metrics, **test.metrics}
-    print_metrics("Test results", metrics, ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "train_runtime"])
+    print_metrics("Test results", metrics, [*test.shown, "train_runtime"])
 
     # 7. save model (or LoRA adapter), tokenizer, metrics, report.md, plots
     save_run(config, model, tokenizer, metrics, trainer.state.log_history, test)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common.evaluate.attributions import token_attributions
+from common.evaluate.baseline import baseline_metrics, not_beaten
 from common.evaluate.caveats import classification_caveats, matrix_interval
 from common.evaluate.metrics import classification_scores, confusion, softmax
 
@@ -30,21 +31,32 @@ class ClassificationEvaluation:
     caveats: list[str] = field(default_factory=list)  # common.evaluate.caveats: doubts about the numbers, in words
     accuracy_interval: tuple[float, float] = (0.0, 1.0)  # 95% Wilson interval of the test accuracy
 
+    @property
+    def shown(self) -> list[str]:
+        """The metrics a run prints at its end: the main ones, then the baselines' accuracy beside them."""
+        main = ["test_accuracy", "test_macro_f1", "test_mcc", "test_loss", "test_tfidf_accuracy"]
+        return [name for name in [*main, "test_majority_accuracy"] if name in self.metrics]
+
 
 def evaluate_classifier(
-    trainer, dataset, splits: dict, label_names: list[str], text_columns: list[str], explain: int = 0, tokenizer=None
+    trainer, dataset, splits: dict, label_names: list[str], text_columns: list[str], output=None, tokenizer=None
 ) -> ClassificationEvaluation:
-    """Test metrics (every average, per class, MCC, ROC-AUC), the confusion matrix, the errors and per-class table,
-    and with explain > 0 the attributions of the first `explain` test examples."""
-    output = trainer.predict_in_order(dataset)  # sliding windows: one prediction per document
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    labels = output.label_ids
+    """Test metrics (every average, per class, MCC, ROC-AUC), the confusion matrix, the errors and per-class table;
+    as `output` (a ClassificationOutput) asks: with explain N the attributions of the first N test examples, with
+    baseline "tfidf" what the majority class and TF-IDF + logistic regression score on the same split
+    (common.evaluate.baseline)."""
+    explain, baseline = (output.explain, output.baseline) if output is not None else (0, "none")
+    predicted = trainer.predict_in_order(dataset)  # sliding windows: one prediction per document
+    logits = predicted.predictions[0] if isinstance(predicted.predictions, tuple) else predicted.predictions
+    labels = predicted.label_ids
     counts = {"test_windows": len(dataset), "test_documents": len(labels)} if "document" in dataset.column_names else {}
     probabilities = softmax(logits)
     predictions = probabilities.argmax(-1)
     scores = classification_scores(labels, probabilities, label_names)
-    metrics = {"test_loss": output.metrics["test_loss"], **counts, **{f"test_{k}": v for k, v in scores.items()}}
-    metrics.update({k: v for k, v in output.metrics.items() if k.endswith(("_runtime", "_per_second"))})
+    metrics = {"test_loss": predicted.metrics["test_loss"], **counts, **{f"test_{k}": v for k, v in scores.items()}}
+    metrics.update({k: v for k, v in predicted.metrics.items() if k.endswith(("_runtime", "_per_second"))})
+    if baseline != "none":
+        metrics.update(baseline_metrics(splits, text_columns, len(label_names), trainer.args.seed))
     matrix = confusion(labels, predictions, len(label_names))
 
     # every column of the user's test rows (ids, sources, ...), so that errors.csv can be joined back to their data
@@ -80,7 +92,7 @@ def evaluate_classifier(
     class_counts = {name: np.bincount(f["labels"], minlength=len(label_names)).tolist() for name, f in splits.items()}
     caveats = classification_caveats(
         class_counts, matrix, label_names, trainer.state.log_history, trainer.state.global_step
-    )
+    ) + not_beaten(metrics)
     for caveat in caveats:
         logger.warning(caveat)
     return ClassificationEvaluation(

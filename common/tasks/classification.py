@@ -141,6 +141,7 @@ class Classification(Task):
     recipe_columns = {"TEXT": "text_column", "LABEL": "label_column"}
 
     def report(self, evaluation):
+        from common.evaluate.baseline import baseline_table, card_line
         from common.report import ReportParts, markdown, plots
         from common.report.html import explain_html
 
@@ -161,13 +162,17 @@ class Classification(Task):
             under_metrics=[
                 "",
                 f"The test accuracy's 95% interval: {low:.3f}-{high:.3f} ({tested} examples; Wilson score interval).",
+                *baseline_table(evaluation.metrics),
             ],
             sections=sections,
-            shown_elsewhere=tuple(f"{label}_" for label in evaluation.label_names),
+            shown_elsewhere=(*(f"{label}_" for label in evaluation.label_names), "majority_", "tfidf_"),
             files=files,
             test={**evaluation.scores, "confusion_matrix": evaluation.matrix, "labels": evaluation.label_names},
             card_about=f" (labels: {', '.join(map(str, evaluation.label_names))})",
-            card_lines=[f"Accuracy 95% interval: {low:.3f}-{high:.3f} ({tested} test examples).", ""],
+            card_lines=[
+                f"Accuracy 95% interval: {low:.3f}-{high:.3f} ({tested} test examples).{card_line(evaluation.metrics)}",
+                "",
+            ],
         )
 
     def load_snippet(self, where: str) -> str:

@@ -70,6 +70,12 @@ class ClassificationOutput(OutputConfig):
         check=non_negative,
         metavar="N",
     )
+    baseline: str = option(
+        "tfidf",
+        "score the majority class and TF-IDF + logistic regression on the same split, beside the model "
+        "(seconds on a CPU), and say when the model does not beat them; none: skip",
+        choices=["tfidf", "none"],
+    )
 
 
 @dataclass(frozen=True)
