@@ -20,7 +20,8 @@ from common.errors import UserError, first_line
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".json", ".jsonl", ".parquet")
+TAB_SEPARATED = (".tsv", ".tab")
 CORPUS_SUFFIXES = (".txt",)
 
 
@@ -60,8 +61,11 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
     if suffix != ".parquet":
         _check_is_text(path, flag, suffix)
     try:
-        if suffix == ".csv":  # every cell as written: labels are names (01 is not 1, None is not missing)
-            return pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+        if suffix in (".csv", *TAB_SEPARATED):  # every cell as written: labels are names (01 is not 1, None is not NA)
+            separator = "\t" if suffix in TAB_SEPARATED or _tab_separated(path) else ","
+            if separator == "\t" and suffix == ".csv":
+                logger.info("%s '%s' has the same number of tabs on each line: reading it as tab-separated", flag, path)
+            return pd.read_csv(path, sep=separator, encoding="utf-8", dtype=str, keep_default_na=False)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         table = pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
@@ -76,6 +80,11 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
             raise UserError(
                 f"{flag} '{path}' holds JSON lines (one object per line), not one JSON document; rename it to .jsonl"
             ) from None
+        if suffix == ".csv" and "Expected" in str(e) and _has_tabs(path):
+            raise UserError(
+                f"{flag} '{path}' could not be read as csv ({first_line(e)}) and has tabs in it: if it is "
+                f"tab-separated, rename it to .tsv; if it is csv, quote fields that hold commas"
+            ) from None
         raise UserError(
             f"{flag} '{path}' could not be read as {suffix[1:]} ({first_line(e)}); check its format"
         ) from None
@@ -85,6 +94,20 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
             f'object per row, such as {{"text": "...", "label": "..."}}'
         )
     return table
+
+
+def _tab_separated(path: Path) -> bool:
+    """A .csv that is tab-separated text: its first lines have the same number of tabs, at least one, and not
+    the same number of commas (commas inside texts vary from line to line)."""
+    with path.open("rb") as f:
+        lines = [line for line in f.read(65536).decode("utf-8", "replace").splitlines()[:20] if line.strip()]
+    tabs, commas = {line.count("\t") for line in lines}, {line.count(",") for line in lines}
+    return len(tabs) == 1 and min(tabs) > 0 and not (len(commas) == 1 and min(commas) > 0)
+
+
+def _has_tabs(path: Path) -> bool:
+    with path.open("rb") as f:
+        return b"\t" in f.read(65536)
 
 
 def _check_is_text(path: Path, flag: str, suffix: str) -> None:
@@ -162,6 +185,11 @@ def _load_hub_dataset(name: str, config: str | None) -> dict:
 # ---------------------------------------------------------------- cleaning and splitting
 
 
+def _looks_like_data(columns) -> bool:
+    """Column names that are a row of data (a file without a header row): a name of 5 words or more."""
+    return any(isinstance(c, str) and len(c.split()) >= 5 for c in columns)
+
+
 def require_columns(splits: dict, columns: list[str], flag: str) -> None:
     """Each column in every split, holding one value per row (not lists or objects, as JSON and parquet allow)."""
     for split, frame in splits.items():
@@ -170,6 +198,12 @@ def require_columns(splits: dict, columns: list[str], flag: str) -> None:
             available = ", ".join(map(str, frame.columns))
             if len(available) > 300:
                 available = available[:300] + "..."
+            if _looks_like_data(frame.columns):
+                raise UserError(
+                    f"column '{missing[0]}' is not in the {split} data, whose first row looks like data, not column "
+                    f"names ({available}): the file has no header row; add one as its first line (such as "
+                    f"label<TAB>text, or label,text), then pass --text-column/--label-column"
+                )
             raise UserError(
                 f"column '{missing[0]}' is not in the {split} data (columns: {available}); choose one with {flag}"
             )
@@ -184,8 +218,9 @@ def require_columns(splits: dict, columns: list[str], flag: str) -> None:
                 )
 
 
-def clean(splits: dict, text_columns: list[str], label_column: str | None = None) -> dict:
-    """Strip text, drop empty rows and exact duplicates, and drop training rows that also appear in eval splits."""
+def clean(splits: dict, text_columns: list[str], label_column: str | None = None, rows: str = "rows") -> dict:
+    """Strip text, drop empty rows and exact duplicates, and drop training rows that also appear in eval splits.
+    `rows`: what a row is called in the log (a corpus's rows are documents)."""
     cleaned = {}
     for split, frame in splits.items():
         frame = frame.copy()
@@ -201,8 +236,9 @@ def clean(splits: dict, text_columns: list[str], label_column: str | None = None
         frame = frame.drop_duplicates(subset=text_columns)
         duplicates = before - empty - len(frame)
         logger.info(
-            "%s: %d rows, dropped %d empty and %d duplicate -> %d", split, before, empty, duplicates, len(frame)
-        )
+            "%s: %s %s, dropped %d empty and %d duplicate -> %s", split, f"{before:,}", rows, empty, duplicates,
+            f"{len(frame):,}",
+        )  # fmt: skip
         if frame.empty:
             raise UserError(
                 f"the {split} data has no rows left after cleaning ({empty} empty, {duplicates} duplicate); "
@@ -328,9 +364,22 @@ def _label_name(value) -> str:
 # ---------------------------------------------------------------- what the recipes call
 
 
+def _labelled_tables(data: ClassificationData) -> None:
+    """Refuse plain text for a classifier, before it is read as one unlabelled row per file."""
+    for flag, path in (("--train-file", data.train_file), ("--validation-file", data.validation_file),
+                       ("--test-file", data.test_file)):  # fmt: skip
+        if path and Path(path).suffix.lower() in CORPUS_SUFFIXES:
+            raise UserError(
+                f"{flag} '{path}' is plain text, which holds no labels; a classifier needs a table with a text "
+                f"column and a label column ({' '.join(TABLE_SUFFIXES)}, such as a csv with the header text,label); "
+                f"plain text trains recipes/causal_lm.py"
+            )
+
+
 def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, list[str]]:
     """Load -> check columns -> clean -> split 80/10/10 (stratified) where needed -> cap sizes -> augment the
     training split (--augment) -> encode labels."""
+    _labelled_tables(data)
     splits = load_splits(
         data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config, folders=False
     )
@@ -351,6 +400,7 @@ def classification_splits(data: ClassificationData, seed: int) -> tuple[dict, li
 
 def labelled_rows(data: ClassificationData) -> pd.DataFrame:
     """Every labelled row the recipe would see (all given splits), cleaned and de-duplicated (--kfold splits these)."""
+    _labelled_tables(data)
     splits = load_splits(
         data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config, folders=False
     )
@@ -364,5 +414,5 @@ def corpus_splits(data: CorpusData) -> dict:
     """Documents (strings) per split for causal-LM training: load -> check the text column -> clean."""
     splits = load_splits(data.train_file, data.validation_file, data.test_file, data.dataset, data.dataset_config)
     require_columns(splits, [data.text_column], "--text-column")
-    splits = clean(splits, [data.text_column])
+    splits = clean(splits, [data.text_column], rows="documents")
     return {name: frame[data.text_column].tolist() for name, frame in splits.items()}

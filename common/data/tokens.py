@@ -210,10 +210,14 @@ def corpus_blocks(documents: dict, tokenizer, block_size: int, seed: int) -> dic
         what = f"the {name} corpus"
         ids, starts = corpus_tokens(docs, tokenizer, what)
         blocks[name] = blocks_from_tokens(ids, block_size, what, starts)
+        logger.info(
+            "%s: %s documents, %s tokens -> %s blocks of %d (the last %d tokens, less than a block, are left out)",
+            what, f"{len(docs):,}", f"{len(ids):,}", f"{len(blocks[name]):,}", block_size, len(ids) % block_size,
+        )  # fmt: skip
     missing = tuple(name for name in ("validation", "test") if name not in blocks)
     if missing:
         blocks.update(split_blocks(blocks["train"], seed, missing))
-    logger.info("blocks of %d tokens: %s", block_size, {name: len(b) for name, b in blocks.items()})
+        logger.info("blocks of %d tokens per split: %s", block_size, {name: len(b) for name, b in blocks.items()})
     return blocks
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.config import CausalLMTraining
 from common.data.chat import IGNORE, ids, marked, stop_tokens, trained_share
 from common.evaluate.metrics import add_perplexity
 from common.model.chat import Replies, reply
-from common.train.trainer import ENOUGH_STEPS
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +132,11 @@ def evaluate_chat(trainer, tokenizer, dataset, conversations: list[list], max_ne
 def chat_caveats(metrics: dict, prompts: int, steps: int, max_new_tokens: int) -> list[str]:
     """Doubts about the test numbers, each a sentence that says what to do."""
     caveats = []
-    if 0 < steps < ENOUGH_STEPS:
+    enough = CausalLMTraining.enough_steps
+    if 0 < steps < enough:
         caveats.append(
-            f"Only {steps} optimizer steps: too few for the model to learn much. A smaller --batch-size or more "
-            f"--epochs gives {ENOUGH_STEPS} or more."
+            f"Only {steps} optimizer steps: too few for the model to learn much. More conversations "
+            f"(--max-train-samples), a smaller --batch-size or more --epochs gives {enough} or more."
         )
     if metrics.get("test_stopped", 1) < STOP_TOO_RARE:
         caveats.append(

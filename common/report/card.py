@@ -68,11 +68,11 @@ def model_card(config: dict, metrics: dict, task, parts: ReportParts | None = No
         *parts.card_lines,
         *[f"- **{caveat}**" for caveat in parts.caveats],
         *([""] if parts.caveats else []),
-        "Every metric, per class and over training, is in `report.md`, `metrics.json` and `log_history.json`.",
+        f"Every metric{parts.card_every} is in `report.md`, `metrics.json` and `log_history.json`.",
         "",
         "## Training",
         "",
-        f"{format_value(config.get('epochs'))} epoch(s), learning rate {format_value(config.get('lr'))}, batch "
+        f"{_epochs(config.get('epochs'))}, learning rate {format_value(config.get('lr'))}, batch "
         f"{config.get('batch_size')}, seed {config.get('seed')}; trained on {hardware()} with:",
         "",
         "```bash",
@@ -103,3 +103,10 @@ def training_data(config: dict) -> str:
     if config.get("train_file"):
         return Path(config["train_file"]).name
     return str(config.get("dataset") or "unknown")
+
+
+def _epochs(epochs) -> str:
+    """2 -> "2 epochs", 1 -> "1 epoch", 0.5 -> "0.5 epochs" (never "2.0000 epoch(s)")."""
+    if not isinstance(epochs, (int, float)):
+        return f"{epochs} epochs"
+    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")

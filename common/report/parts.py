@@ -17,3 +17,4 @@ class ReportParts:
     test: dict = field(default_factory=dict)  # evaluation.json's "test"
     card_about: str = ""  # the end of the model card's first sentence (" (labels: neg, pos)")
     card_lines: list[str] = field(default_factory=list)  # lines under the model card's test results
+    card_every: str = ", over training,"  # where else report.md shows every metric (", per class and over training,")

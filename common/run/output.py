@@ -143,7 +143,7 @@ def _write_run(
         if tensorboard_dir(output_dir).is_dir():  # written while training (--report-to tensorboard): keep it
             shutil.copytree(tensorboard_dir(output_dir), tensorboard_dir(staging))
         mark_run(staging, [p.name for p in staging.iterdir()])
-        os.chmod(staging, 0o755)
+        _usual_modes(staging)
     except Exception as e:
         raise _save_failed(e, output_dir, staging, weights_saved) from None
     except BaseException:  # Ctrl-C, SIGTERM: the old output stays as it was
@@ -169,8 +169,19 @@ def staged(output_dir: str | Path):
     except BaseException:
         shutil.rmtree(made, ignore_errors=True)
         raise
-    os.chmod(made, 0o755)
+    _usual_modes(Path(made))
     _swap_in(Path(made), output_dir.absolute())
+
+
+def _usual_modes(folder: Path) -> None:
+    """The modes files and folders get from the umask: mkdtemp makes the staging folder 700, and safetensors wrote
+    model.safetensors 600 where every other file of the run was 644."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _save_failed(error: Exception, output_dir: Path, staging: Path, weights_saved: bool) -> UserError:

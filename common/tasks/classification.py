@@ -169,6 +169,7 @@ class Classification(Task):
             files=files,
             test={**evaluation.scores, "confusion_matrix": evaluation.matrix, "labels": evaluation.label_names},
             card_about=f" (labels: {', '.join(map(str, evaluation.label_names))})",
+            card_every=", per class and over training,",
             card_lines=[
                 f"Accuracy 95% interval: {low:.3f}-{high:.3f} ({tested} test examples).{card_line(evaluation.metrics)}",
                 "",

@@ -18,7 +18,8 @@ from common.train import losses
 
 
 def technique_hooks(config: RunConfig, model, train_labels=None, label_names: list[str] | None = None) -> dict:
-    """{"callbacks", "compute_loss_func", "parameter_groups", "run_config", "batch_mean_loss"} for RecipeTrainer;
+    """{"callbacks", "compute_loss_func", "parameter_groups", "run_config", "batch_mean_loss", "training"} for
+    RecipeTrainer;
     a classifier passes its `train_labels` and `label_names`, from which its --loss and --class-weights are built.
     `run_config` goes into each checkpoint, so that --resume can refuse settings other than the run's own."""
     techniques = config.techniques
@@ -44,4 +45,5 @@ def technique_hooks(config: RunConfig, model, train_labels=None, label_names: li
         "parameter_groups": groups,
         "run_config": config.flat(),
         "batch_mean_loss": not config.loss_per_token,
+        "training": config.training,
     }

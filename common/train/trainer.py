@@ -21,15 +21,14 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PredictionOutput
 
+from common.config import TrainingConfig
 from common.data import long_text
 from common.errors import UserError
 from common.train.checkpoints import MarkCompleteCheckpoints, check_same_data, clear_previous_run, data_fingerprint
 
 logger = logging.getLogger(__name__)
 
-# fewer optimizer steps than this get a warning before training: 4 steps of a 150-row run had left every
-# predicted probability at 0.33-0.37 (chance, 3 classes) with nothing said
-ENOUGH_STEPS = 50
+ENOUGH_STEPS = TrainingConfig.enough_steps  # a classifier's; a kind of run's own is its training group's
 
 
 class RecipeTrainer(Trainer):
@@ -44,9 +43,11 @@ class RecipeTrainer(Trainer):
         callbacks=None,
         run_config: dict | None = None,
         batch_mean_loss: bool = False,
+        training: TrainingConfig | None = None,
         **kwargs,
     ):
         self.parameter_groups = parameter_groups
+        self.training = training or TrainingConfig()  # how many steps are enough, and what gives more
         self.fit_logging_to_run = run_config is not None and run_config.get("logging_steps") is None
         self.marker = MarkCompleteCheckpoints(run_config)
         callbacks = [*(callbacks or []), self.marker]
@@ -84,26 +85,22 @@ class RecipeTrainer(Trainer):
             return
         examples, epochs = len(self.train_dataset), self.args.num_train_epochs
         batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
-        per_epoch = math.ceil(examples / batch)
-        steps = math.ceil(per_epoch * epochs)
+        steps = math.ceil(math.ceil(examples / batch) * epochs)
         if self.fit_logging_to_run:
             self.args.logging_steps = max(1, min(self.args.logging_steps, steps // 10))
-        if steps >= ENOUGH_STEPS:
+        enough = self.training.enough_steps
+        if steps >= enough:
             return
-        fixes = []
-        smaller = 2 ** int(math.log2(max(1, examples * epochs // ENOUGH_STEPS)))
-        if smaller < batch:
-            fixes.append(f"--batch-size {smaller}")
-        fixes.append(f"--epochs {math.ceil(ENOUGH_STEPS / per_epoch)}")
         logger.warning(
-            "only %d optimizer steps (%d training examples, batch %d, %g epoch(s)): too few for the model to "
+            "only %d optimizer steps (%d training examples, batch %d, %g epoch%s): too few for the model to "
             "learn much; for %d or more use %s",
             steps,
             examples,
             batch,
             epochs,
-            ENOUGH_STEPS,
-            " or ".join(fixes),
+            "" if epochs == 1 else "s",
+            enough,
+            " or ".join(self.training.more_steps(examples, epochs, batch)),
         )
 
     def _close_progress_bar(self) -> None:

@@ -62,6 +62,8 @@ def test_classifier_output_is_pipeline_ready_with_label_names_and_a_model_card(t
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"| accuracy | {metrics['test_accuracy']:.4f} |" in card and "micro" not in card
     assert "# out\n" in card and "(labels: neg, pos)" in card and "Accuracy 95% interval: " in card
+    assert "1 epoch, learning rate" in card and "epoch(s)" not in card  # not "1.0000 epoch(s)"
+    assert "Every metric, per class and over training" in card
     # the card's snippet runs as written, from where the run was started
     snippet = card.split("```python\n")[1].split("```")[0]
     assert f'pipeline("text-classification", model="{out}")' in snippet

@@ -4,14 +4,16 @@ import json
 import re
 from types import SimpleNamespace
 
+from common.config import TrainingConfig
 from common.run import from_argv
 from common.train import RecipeTrainer
 from recipes import bert_classification
 
 
-def planned(examples: int, logging_steps: int = 25, fit: bool = True, **args) -> RecipeTrainer:
+def planned(examples: int, logging_steps: int = 25, fit: bool = True, training=None, **args) -> RecipeTrainer:
     trainer = RecipeTrainer.__new__(RecipeTrainer)  # only the planning runs: no model needed
     trainer.train_dataset, trainer.fit_logging_to_run = list(range(examples)), fit
+    trainer.training = training or TrainingConfig()
     settings = dict(max_steps=-1, num_train_epochs=1, per_device_train_batch_size=8, gradient_accumulation_steps=2,
                     world_size=2, logging_steps=logging_steps)  # fmt: skip
     trainer.args = SimpleNamespace(**{**settings, **args})
@@ -21,9 +23,23 @@ def planned(examples: int, logging_steps: int = 25, fit: bool = True, **args) ->
 
 def test_steps_are_counted_over_processes_and_micro_batches_and_too_few_are_said_with_the_fix(caplog):
     trainer = planned(1000)  # global batch 8 x 2 micro-batches x 2 processes = 32: 32 steps
-    assert "only 32 optimizer steps (1000 training examples, batch 32, 1 epoch(s))" in caplog.text
+    assert "only 32 optimizer steps (1000 training examples, batch 32, 1 epoch)" in caplog.text
     assert "for 50 or more use --batch-size 16 or --epochs 2" in caplog.text
     assert trainer.args.logging_steps == 3  # unset: fitted so that the curve has 10 points or more
+
+
+def test_a_language_model_is_told_more_text_first_and_the_causal_lm_default_run_is_enough(caplog):
+    from recipes import causal_lm
+
+    lm = causal_lm.DEFAULTS.training
+    planned(causal_lm.DEFAULTS.data.max_train_samples, training=lm, per_device_train_batch_size=lm.batch_size,
+            gradient_accumulation_steps=1, world_size=1)  # fmt: skip
+    assert "optimizer steps" not in caplog.text  # 20 steps: enough for a pretrained LM going on with text
+    planned(64, training=lm, per_device_train_batch_size=8, gradient_accumulation_steps=1, world_size=1)
+    assert "only 8 optimizer steps (64 training examples, batch 8, 1 epoch)" in caplog.text
+    assert (
+        "for 20 or more use --max-train-samples 160 (more text, where the data has it) or --batch-size" in caplog.text
+    )
 
 
 def test_enough_steps_say_nothing_and_an_explicit_logging_interval_is_kept(caplog):

@@ -31,6 +31,11 @@ class DataConfig(Group):
         None, "test on at most this many examples (none: the whole test split)", check=positive
     )
 
+    def __post_init__(self):
+        if self.train_file and (self.dataset or self.dataset_config):  # files win: record the data actually used
+            object.__setattr__(self, "dataset", None)  # (run_config.json and report.md named the default dataset)
+            object.__setattr__(self, "dataset_config", None)
+
     def check(self) -> None:
         require(
             bool(self.train_file) or not (self.validation_file or self.test_file),

@@ -191,3 +191,52 @@ def test_a_long_error_quotes_at_most_a_line(tmp_path):
         data.require_columns({"train": wide}, ["text"], "--text-column")
     assert len(str(error.value)) < 500
     assert len(first_line(ValueError("x" * 10_000))) < 200
+
+
+# the UCI SMS spam file as it ships: tab-separated, no header row, commas inside the texts
+SPAM = (
+    "ham\tGo until jurong point, crazy.. Available only in bugis n great world\n"
+    "ham\tOk lar... Joking wif u oni...\n"
+    "spam\tFree entry in 2 a wkly comp to win FA Cup final tkts, text FA to 87121\n"
+)
+
+
+@pytest.mark.parametrize("name", ["spam.tsv", "spam.tab", "spam.csv"])
+def test_tab_separated_text_is_read_by_its_tabs_under_any_of_its_names(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("label\ttext\n" + SPAM)
+    frame = data.read_file(path)
+    assert frame.columns.tolist() == ["label", "text"] and frame["label"].tolist() == ["ham", "ham", "spam"]
+    assert frame["text"][0] == "Go until jurong point, crazy.. Available only in bugis n great world"
+
+
+def test_a_file_without_a_header_row_is_told_so_with_the_fix(tmp_path):
+    path = tmp_path / "spam.tsv"
+    path.write_text(SPAM)
+    splits = {"train": data.read_file(path)}
+    with pytest.raises(UserError, match="first row looks like data, not column names .* no header row; add one"):
+        data.require_columns(splits, ["text", "label"], "--text-column/--label-column")
+
+
+def test_csv_that_does_not_parse_but_has_tabs_suggests_tsv(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("label\ttext\nham\tone, two\nspam\tthree\tfour, five, six\n")
+    with pytest.raises(UserError, match="has tabs in it: if it is tab-separated, rename it to .tsv"):
+        data.read_file(path)
+
+
+def test_plain_text_given_to_a_classifier_is_told_it_holds_no_labels(tmp_path):
+    from common.config import ClassificationData
+
+    (tmp_path / "notes.txt").write_text("some text\n")
+    config = ClassificationData(train_file=str(tmp_path / "notes.txt"))
+    with pytest.raises(UserError, match="is plain text, which holds no labels; a classifier needs a table"):
+        data.classification_splits(config, seed=0)
+
+
+def test_a_run_on_a_file_records_the_file_not_the_default_dataset():
+    from recipes import bert_classification
+
+    config = bert_classification.DEFAULTS.derive(train_file="mine.csv")
+    assert bert_classification.DEFAULTS.data.dataset == "embedded:rotten-tomatoes"
+    assert config.data.dataset is None and config.flat()["train_file"] == "mine.csv"

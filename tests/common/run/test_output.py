@@ -121,6 +121,11 @@ def test_save_run_writes_safetensors_and_replaces_atomically(tmp_path, tiny_gpt2
     saved = json.loads((out / "run_config.json").read_text())
     assert saved == config.flat() and saved["task"] == "classification" and saved["seed"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [out, *out.iterdir()] if p.name != "old.txt"}
+    assert modes["model.safetensors"] == 0o666 & ~umask  # safetensors wrote it 600, every other file 644
+    assert set(modes.values()) == {0o666 & ~umask, 0o777 & ~umask}
 
 
 def test_a_full_disk_while_saving_is_one_clear_error_and_leaves_nothing(tmp_path, tiny_gpt2):
