@@ -23,6 +23,12 @@ def _png(plt, figure) -> bytes:
 
 def training_curves(history: list[dict], metric: str) -> bytes:
     """Training loss and validation loss over steps (left), the validation `metric` over steps (right)."""
+    return _png(*curves_figure(history, metric))
+
+
+def curves_figure(history: list[dict], metric: str):
+    """(pyplot, figure) of training_curves. Both panels span the steps from 0, so that one evaluation is a point
+    at the end of training, written out with its value (a lone dot on an axis of its own had read as a trend)."""
     plt, figure = _figure(10, 3.6)
     loss, curve = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     train = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
@@ -35,13 +41,19 @@ def training_curves(history: list[dict], metric: str) -> bytes:
     ):
         if points:
             axes.plot(*zip(*points), style, label=label)
+        if len(points) == 1 and style == "o-":
+            step, value = points[0]
+            axes.annotate(f"{value:.4g}", (step, value), textcoords="offset points", xytext=(-6, 6), ha="right")
+    last = max((step for step, _ in train + validation + scores), default=0)
     for axes, title in ((loss, "loss"), (curve, metric)):
         axes.set_xlabel("step")
         axes.set_title(title)
         axes.grid(alpha=0.3)
+        if last:
+            axes.set_xlim(0, last * 1.05)
         if axes.lines:
             axes.legend()
-    return _png(plt, figure)
+    return plt, figure
 
 
 def confusion_matrix(matrix: list[list[int]], label_names: list[str]) -> bytes:

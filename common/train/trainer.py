@@ -25,6 +25,7 @@ from common.config import TrainingConfig
 from common.data import long_text
 from common.errors import UserError
 from common.train.checkpoints import MarkCompleteCheckpoints, check_same_data, clear_previous_run, data_fingerprint
+from common.train.projection import ProjectedTime
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class RecipeTrainer(Trainer):
             self.add_callback(CompileReport)
         if self.pop_callback(ProgressCallback) is not None:  # present unless --disable_tqdm
             self.add_callback(ReadableProgress)
+        examples = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
+        evaluated = len(self.eval_dataset) if hasattr(self.eval_dataset, "__len__") else 0
+        self.add_callback(ProjectedTime(examples, self.args.num_train_epochs, evaluated))  # the time it will take
         if batch_mean_loss:
             # A classifier's loss (the model's own or common.train.losses') is a mean over its micro-batch, whatever
             # the batch's size. Trainer assumes a loss that takes num_items_in_batch (or a compute_loss_func) was
