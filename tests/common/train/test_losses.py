@@ -78,6 +78,7 @@ def test_technique_hooks_build_the_chosen_loss_and_callbacks(tiny_bert):
             "parameter_groups": None,
             "run_config": classification_config().flat(),
             "batch_mean_loss": True,  # a mean over each batch: --grad-accum must divide it (tests/recipes/test_grad_accum.py)
+            "training": classification_config().training,  # how many steps are enough (RecipeTrainer warns)
         }
     )
     weighted = technique_hooks(classification_config(class_weights="auto"), model, [0, 1, 1], ["a", "b"])
