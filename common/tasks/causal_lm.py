@@ -75,6 +75,17 @@ def generate(
     return results
 
 
+def empty_generations(empty: int, of: int, tokenizer) -> str:
+    """Why a causal LM may answer nothing, and what to do: said when generations come back empty."""
+    why = f"{empty} of {of} generations are empty: the model ended the text at once ({tokenizer.eos_token!r})"
+    if getattr(tokenizer, "chat_template", None):
+        return (
+            f"{why}. This model has a chat template: a plain question is text to continue, not a turn to answer; "
+            f"for replies, fine-tune it with recipes/chat_sft.py, whose runs answer through the template"
+        )
+    return f"{why}; a longer prompt, or --temperature 0.7 to sample, may give it something to continue"
+
+
 def overlong(run, prompts: list[str], max_new_tokens: int) -> list[tuple[int, int]]:
     """(number, tokens) of each prompt that with `max_new_tokens` new tokens passes the model's positions."""
     room = run.positions - max_new_tokens
@@ -189,6 +200,8 @@ class CausalLM(Task):
                 max_new_tokens,
             )
         frame["generation"] = generate(run, prompts, max_new_tokens, temperature, seed, progress=True)
+        if empty := int((frame["generation"].str.strip() == "").sum()):
+            logging.getLogger(__name__).warning(empty_generations(empty, len(frame), run.tokenizer))
         return frame
 
     def check_recipe_data(self, path: str, settings: dict) -> None:

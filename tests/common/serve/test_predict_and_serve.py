@@ -253,3 +253,13 @@ def test_predict_on_a_gpt2_run_cuts_long_prompts_and_treats_a_vanishing_temperat
     greedy = TASK.predict(predictor, frame.copy(), ["text"], max_new_tokens=20, temperature=0.0, seed=1)
     tiny = TASK.predict(predictor, frame.copy(), ["text"], max_new_tokens=20, temperature=1e-300, seed=1)
     assert greedy["generation"].tolist() == tiny["generation"].tolist() and len(greedy) == 2
+
+
+def test_empty_generations_are_explained_by_whether_the_model_has_a_chat_template(tiny_llama, gpt2_tokenizer):
+    from common.model import load_tokenizer
+    from common.tasks.causal_lm import empty_generations
+
+    instruct = empty_generations(2, 3, load_tokenizer(str(tiny_llama)))  # SmolLM2-Instruct's tokenizer
+    assert instruct.startswith("2 of 3 generations are empty: the model ended the text at once ('<|im_end|>')")
+    assert "chat template: a plain question is text to continue" in instruct and "recipes/chat_sft.py" in instruct
+    assert "--temperature 0.7" in empty_generations(1, 1, gpt2_tokenizer)
