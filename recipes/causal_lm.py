@@ -82,7 +82,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
     # 6. perplexity before, train, perplexity after, the hardest passages, BLEU/chrF of continuations
     before = evaluate_split(trainer, datasets["test"], "test")
     train_result = trainer.train(resume_from_checkpoint=resume)
-    test = evaluate_causal_lm(trainer, tokenizer, datasets)
+    test = evaluate_causal_lm(trainer, tokenizer, datasets, before=before)
     reduction = 1 - test.metrics["test_perplexity"] / before["test_perplexity"]
     metrics = {**train_result.metrics, **test.metrics, "perplexity_reduction": reduction}
     metrics.update({f"{k}_before": before[k] for k in ("test_perplexity", "test_next_token_accuracy")})

@@ -3,13 +3,17 @@ BLEU/chrF of greedy continuations. Returns data; common.report renders it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from common.config import CausalLMTraining
 from common.evaluate.metrics import add_perplexity
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +28,7 @@ class CausalLMEvaluation:
     block_size: int
     prompt_tokens: int
     new_tokens: int
+    caveats: list[str] = field(default_factory=list)  # doubts about the numbers, in words (lm_caveats)
 
 
 def evaluate_split(trainer, dataset, split: str) -> dict:
@@ -40,10 +45,11 @@ def evaluate_causal_lm(
     prompt_tokens: int = 32,
     new_tokens: int = 32,
     hardest: int = 10,
+    before: dict | None = None,
 ) -> CausalLMEvaluation:
     """One pass over the test blocks: perplexity, next-token accuracy and each block's loss (the hardest
     passages); then BLEU/chrF of greedy continuations of `prompts` test-block openings against the text that
-    really follows (sacrebleu)."""
+    really follows (sacrebleu). `before`: the test metrics before training, for the caveats (lm_caveats)."""
     import sacrebleu
 
     tested = trainer.predict_in_order(datasets["test"])  # block losses come from metrics.next_token_predictions
@@ -92,6 +98,9 @@ def evaluate_causal_lm(
         "test_continuation_bleu": bleu,
         "test_continuation_chrf": chrf,
     }
+    caveats = lm_caveats(metrics, before or {}, trainer.state.log_history, trainer.state.global_step)
+    for caveat in caveats:
+        logger.warning(caveat)
     return CausalLMEvaluation(
         metrics,
         losses,
@@ -103,4 +112,35 @@ def evaluate_causal_lm(
         ids.shape[1],
         prompt_tokens,
         new_tokens,
+        caveats,
     )
+
+
+RISE = 1.02  # a final validation loss this much above the lowest one is overfitting, not noise
+
+
+def lm_caveats(metrics: dict, before: dict, history: list[dict], steps: int) -> list[str]:
+    """What should make a reader doubt a causal LM's numbers, each a sentence that says what to do."""
+    caveats = []
+    enough = CausalLMTraining.enough_steps
+    if 0 < steps < enough:
+        caveats.append(
+            f"Only {steps} optimizer steps: too few for the model to learn much. More text (--max-train-samples) "
+            f"or more --epochs gives {enough} or more."
+        )
+    was, now = before.get("test_perplexity"), metrics.get("test_perplexity")
+    if was is not None and now is not None and now >= was:
+        caveats.append(
+            f"Training did not lower the held-out perplexity ({was:.2f} before, {now:.2f} after): a lower --lr, "
+            f"or text closer to what the model should write."
+        )
+    losses = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if len(losses) >= 2:
+        best_step, best = min(losses, key=lambda point: point[1])
+        if losses[-1][1] > RISE * best:
+            caveats.append(
+                f"The validation loss rose from {best:.4f} (step {best_step}) to {losses[-1][1]:.4f} at the end: "
+                f"the model began to memorize its training text. Fewer --epochs, or more text "
+                f"(--max-train-samples)."
+            )
+    return caveats

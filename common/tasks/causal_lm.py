@@ -158,6 +158,7 @@ class CausalLM(Task):
 
         return ReportParts(
             data=markdown.corpus_data(evaluation),
+            caveats=evaluation.caveats,
             sections=[markdown.continuations_section(evaluation)],
             files={
                 "hardest_passages.csv": evaluation.passages.to_csv(index=False),

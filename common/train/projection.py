@@ -77,7 +77,7 @@ class ProjectedTime(TrainerCallback):
 
 def _evaluations(args, state) -> int:
     """How many validation passes are left, as the evaluation strategy says."""
-    strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
+    strategy = args.eval_strategy  # IntervalStrategy is a str: it equals its value
     if strategy == "epoch":
         return max(0, math.ceil(args.num_train_epochs) - int(state.epoch or 0))
     if strategy == "steps" and args.eval_steps:

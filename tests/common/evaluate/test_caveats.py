@@ -48,3 +48,15 @@ def test_one_class_predicted_for_everything_is_said():
         "Every test example was predicted 'billing': the accuracy is that class's share of the test split, and "
         "precision/recall/F1 of the other classes are 0 by definition, not by measurement."
     ]
+
+
+def test_a_causal_lm_run_is_doubted_when_it_did_not_help_overfit_or_took_few_steps():
+    from common.evaluate.causal_lm import lm_caveats
+
+    history = [{"eval_loss": 3.10, "step": 20}, {"eval_loss": 3.02, "step": 40}, {"eval_loss": 3.20, "step": 60}]
+    said = lm_caveats({"test_perplexity": 46.0}, {"test_perplexity": 45.2}, history, steps=8)
+    assert said[0].startswith("Only 8 optimizer steps") and "More text (--max-train-samples)" in said[0]
+    assert "did not lower the held-out perplexity (45.20 before, 46.00 after)" in said[1]
+    assert "rose from 3.0200 (step 40) to 3.2000 at the end" in said[2]
+    # the causal LM's default run: 20 steps, perplexity 45.2 -> 31.3, one evaluation: nothing to doubt
+    assert lm_caveats({"test_perplexity": 31.3}, {"test_perplexity": 45.2}, history[:1], steps=20) == []
