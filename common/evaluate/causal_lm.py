@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from common.config import CausalLMTraining
+from common.evaluate.caveats import too_few_steps
 from common.evaluate.metrics import add_perplexity
 
 logger = logging.getLogger(__name__)
@@ -121,13 +122,8 @@ RISE = 1.02  # a final validation loss this much above the lowest one is overfit
 
 def lm_caveats(metrics: dict, before: dict, history: list[dict], steps: int) -> list[str]:
     """What should make a reader doubt a causal LM's numbers, each a sentence that says what to do."""
-    caveats = []
-    enough = CausalLMTraining.enough_steps
-    if 0 < steps < enough:
-        caveats.append(
-            f"Only {steps} optimizer steps: too few for the model to learn much. More text (--max-train-samples) "
-            f"or more --epochs gives {enough} or more."
-        )
+    fixes = "More text (--max-train-samples) or more --epochs"
+    caveats = too_few_steps(steps, CausalLMTraining.enough_steps, fixes)
     was, now = before.get("test_perplexity"), metrics.get("test_perplexity")
     if was is not None and now is not None and now >= was:
         caveats.append(

@@ -45,16 +45,23 @@ def class_balance_loss(train_counts: list[int], eval_counts: list[int]) -> float
     return float(-(evaluated * np.log(prior)).sum() / max(evaluated.sum(), 1))
 
 
+def too_few_steps(steps: int, enough: int, fixes: str, after: str = "") -> list[str]:
+    """The caveat of a run of fewer than `enough` optimizer steps, naming `fixes` (the flags that give more);
+    none for a run of enough steps (or of none: a resumed run that had finished)."""
+    if not 0 < steps < enough:
+        return []
+    return [
+        f"Only {steps} optimizer steps: too few for the model to learn much. {fixes} gives {enough} or more{after}."
+    ]
+
+
 def classification_caveats(
     class_counts: dict, matrix: list[list[int]], label_names: list[str], history: list[dict], steps: int
 ) -> list[str]:
     """Each doubt about the test numbers as one sentence that says what to do; empty when there is none."""
-    caveats = []
-    if 0 < steps < ENOUGH_STEPS:
-        caveats.append(
-            f"Only {steps} optimizer steps: too few for the model to learn much. A smaller --batch-size or more "
-            f"--epochs gives {ENOUGH_STEPS} or more (the training log names the values)."
-        )
+    caveats = too_few_steps(
+        steps, ENOUGH_STEPS, "A smaller --batch-size or more --epochs", " (the training log names the values)"
+    )
     last_eval = next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None)
     if last_eval is not None and "validation" in class_counts:
         balance = class_balance_loss(class_counts["train"], class_counts["validation"])

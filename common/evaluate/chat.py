@@ -17,6 +17,7 @@ import pandas as pd
 
 from common.config import CausalLMTraining
 from common.data.chat import IGNORE, ids, marked, stop_tokens, trained_share
+from common.evaluate.caveats import too_few_steps
 from common.evaluate.metrics import add_perplexity
 from common.model.chat import Replies, reply
 
@@ -131,13 +132,8 @@ def evaluate_chat(trainer, tokenizer, dataset, conversations: list[list], max_ne
 
 def chat_caveats(metrics: dict, prompts: int, steps: int, max_new_tokens: int) -> list[str]:
     """Doubts about the test numbers, each a sentence that says what to do."""
-    caveats = []
-    enough = CausalLMTraining.enough_steps
-    if 0 < steps < enough:
-        caveats.append(
-            f"Only {steps} optimizer steps: too few for the model to learn much. More conversations "
-            f"(--max-train-samples), a smaller --batch-size or more --epochs gives {enough} or more."
-        )
+    fixes = "More conversations (--max-train-samples), a smaller --batch-size or more --epochs"
+    caveats = too_few_steps(steps, CausalLMTraining.enough_steps, fixes)
     if metrics.get("test_stopped", 1) < STOP_TOO_RARE:
         caveats.append(
             f"Only {metrics['test_stopped']:.0%} of the test replies ended with the end-of-turn token within "
