@@ -10,7 +10,7 @@ Out of the box: the embedded all-MiniLM-L6-v2 (BERT architecture) on the embedde
   python recipes/bert_classification.py --train-file pairs.csv --text-column sentence1 sentence2
 
 Supports: any encoder checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer labels;
-sentence pairs (two --text-column names: paraphrase, entailment); the techniques of the README:
+sentence pairs (two --text-column names: paraphrase, entailment); the techniques of docs/techniques.md:
 freezing, gradual unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smoothing,
 early stopping, long texts (head+tail, sliding windows), augmentation.
 """

@@ -9,7 +9,7 @@ Out of the box: the embedded SmolLM2-135M on the embedded Shakespeare plays.
   python recipes/causal_lm.py --model gpt2 --dataset wikitext --dataset-config wikitext-2-raw-v1
 
 Supports: any causal-LM checkpoint; .txt files/folders, csv/json/jsonl/parquet (--text-column) or hub datasets;
-a --prompt sample after training; the README's techniques: freezing, LoRA, layer-wise learning rates, ...
+a --prompt sample after training; docs/techniques.md's techniques: freezing, LoRA, layer-wise learning rates, ...
 """
 
 from common.config import CausalLMOutput, CausalLMTraining, CorpusData, ModelConfig, answer_help

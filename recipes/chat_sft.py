@@ -12,7 +12,7 @@ Out of the box: the embedded SmolLM2-135M-Instruct on ChatterBot's English dialo
   python recipes/chat_sft.py --train-file qa.csv --prompt-column question --response-column answer
 
 Supports: any causal-LM checkpoint with a chat template (--chat-template chatml for one without); csv/json/jsonl/
-parquet or hub datasets; --train-on assistant|last|all; --packing; the README's techniques (freezing, LoRA, ...).
+parquet or hub datasets; --train-on assistant|last|all; --packing; the techniques of docs/techniques.md (LoRA, ...).
 """
 
 from common.config import CausalLMTraining, ModelConfig, answer_help

@@ -12,7 +12,7 @@ bottom layers frozen, bf16 autocast where it is native and pays (--precision aut
   python recipes/gpt2_sentiment.py --train-file reviews.csv --text-column review --label-column stars
 
 Supports: any causal-LM checkpoint; csv/json/jsonl/parquet files or hub datasets; string or integer labels,
-any number of classes; sentence pairs (two --text-column names); the README's techniques: freezing, gradual
+any number of classes; sentence pairs (two --text-column names); the techniques of docs/techniques.md: freezing, gradual
 unfreezing, layer-wise learning rates, LoRA, class weights, dropout/label smoothing, early stopping, long texts.
 """
 

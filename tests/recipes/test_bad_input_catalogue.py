@@ -427,11 +427,11 @@ def test_bad_input(case, recipe, flags, expected, files, tmp_path, capsys):
     assert not out.exists()  # nothing written
 
 
-def test_catalogue_has_at_least_100_distinct_cases_and_the_readme_says_how_many():
+def test_catalogue_has_at_least_100_distinct_cases_and_the_docs_say_how_many():
     from tests.conftest import ROOT
 
     assert len({c[0] for c in CATALOGUE}) == len(CATALOGUE) >= 100
-    readme = (ROOT / "README.md").read_text()
+    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
     said = re.findall(r"The (\d+) cases\s+that are tested|catalogue of (\d+) cases|with the (\d+) cases where", readme)
     numbers = sorted({int(n) for match in said for n in match if n})
     assert numbers == sorted({len(CATALOGUE), len(DATA_LOSS)}) and len(said) == 3, said

@@ -19,7 +19,7 @@ from common.config.groups.base import Group
 
 @dataclass(frozen=True)
 class Techniques(Group):
-    """techniques (see the README's Techniques section)"""
+    """techniques (see docs/techniques.md)"""
 
     freeze_layers: int = option(
         0, "freeze the embeddings and the bottom N transformer blocks (0: train everything)", check=non_negative
