@@ -80,15 +80,19 @@ def evaluate_classifier(
         }
     )
     attributions = []
-    if explain:
-        rows = [tuple(frame.loc[i, c] for c in text_columns) for i in range(min(explain, len(frame)))]
+    if explain:  # the errors first, most confident first (as errors.csv), then the right predictions
+        right = [i for i in range(len(frame)) if predictions[i] == labels[i]]
+        chosen = [*errors.index, *right][:explain]
         attributions = [
             {
-                **token_attributions(trainer.model, tokenizer, row, trainer.args.device, label_names),
+                **token_attributions(
+                    trainer.model, tokenizer, tuple(frame.loc[i, c] for c in text_columns), trainer.args.device,
+                    label_names,
+                ),
                 "true": label_names[labels[i]],
             }
-            for i, row in enumerate(rows)
-        ]
+            for i in chosen
+        ]  # fmt: skip
     class_counts = {name: np.bincount(f["labels"], minlength=len(label_names)).tolist() for name, f in splits.items()}
     caveats = classification_caveats(
         class_counts, matrix, label_names, trainer.state.log_history, trainer.state.global_step

@@ -144,8 +144,8 @@ def errors_section(evaluation: ClassificationEvaluation, shown: int = 10) -> str
 
 def explanations_section(evaluation: ClassificationEvaluation) -> str:
     return (
-        f"## Explanations\n\nToken attributions (gradient x input) for the first {len(evaluation.attributions)} test "
-        f"examples: [explain.html](explain.html).\n"
+        f"## Explanations\n\nToken attributions (integrated gradients) for {len(evaluation.attributions)} test "
+        f"examples, the errors first: [explain.html](explain.html).\n"
     )
 
 

@@ -169,17 +169,25 @@ def write_outputs(frame: pd.DataFrame, path: str | None) -> None:
     """jsonl on standard output, or a .csv/.jsonl file written whole (via a temporary file) or not at all."""
     if path is None:
         frame.to_json(sys.stdout, orient="records", lines=True, force_ascii=False)
-        return
+    elif path.endswith(".csv"):
+        _write_whole(path, lambda file: frame.to_csv(file, index=False))
+    else:
+        _write_whole(path, lambda file: frame.to_json(file, orient="records", lines=True, force_ascii=False))
+
+
+def write_text(text: str, path: str) -> None:
+    """A text file written whole (via a temporary file) or not at all."""
+    _write_whole(path, lambda file: file.write(text))
+
+
+def _write_whole(path: str, write) -> None:
     target = Path(path)
     # a new file of a random name (O_EXCL), written through its descriptor: nothing planted beside the output (a
     # link at a name we would pick) is opened or written through; the rename replaces a link, not what it names
     descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.absolute().parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
-            if path.endswith(".csv"):
-                frame.to_csv(file, index=False)
-            else:
-                frame.to_json(file, orient="records", lines=True, force_ascii=False)
+            write(file)
         os.chmod(partial, 0o644 & ~_umask())
         os.replace(partial, target)
     except OSError as e:
@@ -194,11 +202,11 @@ def _umask() -> int:
     return mask
 
 
-def check_output_file(path: str, overwrite: bool) -> None:
+def check_output_file(path: str, overwrite: bool, endings: str = ".csv or .jsonl") -> None:
     """Before the model loads: --output can be written, and replaces nothing unasked or that is not a file."""
     output = Path(path)
     if output.is_dir():
-        raise UserError(f"--output '{path}' is a folder; give a file name ending in .csv or .jsonl")
+        raise UserError(f"--output '{path}' is a folder; give a file name ending in {endings}")
     if (output.exists() or output.is_symlink()) and not overwrite:
         raise UserError(f"--output '{path}' already exists; pass --overwrite to replace it")
     if output.exists() and not output.is_file():
