@@ -43,6 +43,18 @@ def check_one_gpu_per_process() -> None:
         )
 
 
+def check_fsdp_has_an_accelerator(fsdp_asked: bool) -> None:
+    """Refuse FSDP without a GPU: accelerate applies it only on an accelerator, and on a CPU trains without it,
+    silently (every process then holds the whole model). Asked for by `accelerate launch` with an FSDP config
+    (it sets ACCELERATE_USE_FSDP) or `--trainer-arg fsdp=...`."""
+    from_launcher = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    if (fsdp_asked or from_launcher) and not torch.cuda.is_available():
+        raise UserError(
+            "FSDP needs GPUs: on a CPU accelerate trains without it (each process would hold the whole model); "
+            "use configs/accelerate/ddp.yaml (or torchrun) here, FSDP on a machine with GPUs"
+        )
+
+
 def data_workers() -> int:
     """DataLoader worker processes: on a GPU, a few, so that batches are collated while the GPU computes;
     on a CPU none, since workers would take cores from the training itself."""

@@ -12,7 +12,14 @@ from common.config import RunConfig
 from common.config.trainer_args import trainer_overrides
 from common.errors import UserError, first_line
 from common.model import matmul_flops_per_token
-from common.runtime import check_one_gpu_per_process, data_workers, precision_flags, scratch_dir, world_size
+from common.runtime import (
+    check_fsdp_has_an_accelerator,
+    check_one_gpu_per_process,
+    data_workers,
+    precision_flags,
+    scratch_dir,
+    world_size,
+)
 from common.train.checkpoints import checkpoint_dir, tensorboard_dir
 
 logger = logging.getLogger(__name__)
@@ -105,6 +112,7 @@ def training_arguments(config: RunConfig, work_dir: str | None = None, *, model=
             settings["save_steps"] = training.eval_steps
     settings.update(trainer_overrides(training.trainer_arg))  # --trainer-arg: the user's last word
     settings.update(overrides)
+    check_fsdp_has_an_accelerator(bool(settings.get("fsdp")))
     try:
         return TrainingArguments(**settings)
     except (ValueError, TypeError, ImportError) as e:

@@ -51,6 +51,17 @@ def test_more_processes_than_gpus_is_refused_in_one_line(monkeypatch, tmp_path):
         training_arguments(classification_config(**SMALL), tmp_path)
 
 
+def test_fsdp_without_a_gpu_is_refused_in_one_line_however_it_is_asked_for(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="FSDP needs GPUs: on a CPU accelerate trains without it"):
+        training_arguments(classification_config(**SMALL, trainer_arg=["fsdp=full_shard"]), tmp_path)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # accelerate launch --config_file configs/accelerate/fsdp.yaml
+    with pytest.raises(UserError, match="use configs/accelerate/ddp.yaml"):
+        training_arguments(classification_config(**SMALL), tmp_path)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    assert not training_arguments(classification_config(**SMALL), tmp_path).fsdp  # DDP and one process: as before
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_a_gpu_batches_are_prepared_by_workers_into_pinned_memory(tmp_path):
     targs = training_arguments(classification_config(**{**SMALL, "precision": "auto"}), tmp_path)
