@@ -108,6 +108,50 @@ def test_two_processes_match_one_process_with_the_same_global_batch(
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in one_process.iterdir())
 
 
+def test_two_nodes_on_loopback_match_one_process(one_process, tiny_bert, split_files, tmp_path):
+    """Two "machines" of one process each (two torchrun --nnodes 2, rendezvous on 127.0.0.1, gloo), as on a
+    cluster with a shared file system: the same losses as one process with the same global batch."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    nodes = [
+        subprocess.Popen(
+            [
+                str(BIN / "torchrun"),
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--node_rank",
+                str(rank),
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                str(port),
+                *recipe_args(tiny_bert, split_files, out),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    results = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, results):
+        assert node.returncode == 0, stderr[-3000:]
+    assert "2 processes, 4 examples each per step (global batch 8)" in results[0][0]
+    assert sum(stdout.count("Test results") for stdout, _ in results) == 1  # only global rank 0 reports
+    assert losses(out) == pytest.approx(losses(one_process), abs=1e-5) and len(losses(out)) == 16
+    one, two = (json.loads((o / "metrics.json").read_text()) for o in (one_process, out))
+    assert two["test_loss"] == pytest.approx(one["test_loss"], abs=1e-5)
+
+
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match="--batch-size 7 does not split evenly over 2 processes; use a multiple of 2"):
