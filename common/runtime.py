@@ -55,6 +55,13 @@ def check_fsdp_has_an_accelerator(fsdp_asked: bool) -> None:
         )
 
 
+def umask() -> int:
+    """The process's file-creation mask (reading it means setting it: it is put back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def data_workers() -> int:
     """DataLoader worker processes: on a GPU, a few, so that batches are collated while the GPU computes;
     on a CPU none, since workers would take cores from the training itself."""

@@ -58,11 +58,10 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
         raise UserError(f"{flag} '{path}' has the unsupported extension '{path.suffix}'; use one of: {supported}")
     if suffix == ".txt":
         return pd.DataFrame({"text": [_read_text(path, flag)], "title": [path.stem]})
-    if suffix != ".parquet":
-        _check_is_text(path, flag, suffix)
+    start = _check_is_text(path, flag, suffix) if suffix != ".parquet" else b""
     try:
         if suffix in (".csv", *TAB_SEPARATED):  # every cell as written: labels are names (01 is not 1, None is not NA)
-            separator = "\t" if suffix in TAB_SEPARATED or _tab_separated(path) else ","
+            separator = "\t" if suffix in TAB_SEPARATED or _tab_separated(start) else ","
             if separator == "\t" and suffix == ".csv":
                 logger.info("%s '%s' has the same number of tabs on each line: reading it as tab-separated", flag, path)
             return pd.read_csv(path, sep=separator, encoding="utf-8", dtype=str, keep_default_na=False)
@@ -80,7 +79,7 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
             raise UserError(
                 f"{flag} '{path}' holds JSON lines (one object per line), not one JSON document; rename it to .jsonl"
             ) from None
-        if suffix == ".csv" and "Expected" in str(e) and _has_tabs(path):
+        if suffix == ".csv" and "Expected" in str(e) and b"\t" in start:
             raise UserError(
                 f"{flag} '{path}' could not be read as csv ({first_line(e)}) and has tabs in it: if it is "
                 f"tab-separated, rename it to .tsv; if it is csv, quote fields that hold commas"
@@ -96,22 +95,17 @@ def read_file(path: str | Path, flag: str = "--train-file", folders: bool = True
     return table
 
 
-def _tab_separated(path: Path) -> bool:
-    """A .csv that is tab-separated text: its first lines have the same number of tabs, at least one, and not
-    the same number of commas (commas inside texts vary from line to line)."""
-    with path.open("rb") as f:
-        lines = [line for line in f.read(65536).decode("utf-8", "replace").splitlines()[:20] if line.strip()]
+def _tab_separated(start: bytes) -> bool:
+    """A .csv that is tab-separated text (`start`: its first bytes): its first lines have the same number of tabs,
+    at least one, and not the same number of commas (commas inside texts vary from line to line)."""
+    lines = [line for line in start.decode("utf-8", "replace").splitlines()[:20] if line.strip()]
     tabs, commas = {line.count("\t") for line in lines}, {line.count(",") for line in lines}
     return len(tabs) == 1 and min(tabs) > 0 and not (len(commas) == 1 and min(commas) > 0)
 
 
-def _has_tabs(path: Path) -> bool:
-    with path.open("rb") as f:
-        return b"\t" in f.read(65536)
-
-
-def _check_is_text(path: Path, flag: str, suffix: str) -> None:
-    """Refuse, before parsing, what cannot be this format: binary data, and a JSON array named .jsonl."""
+def _check_is_text(path: Path, flag: str, suffix: str) -> bytes:
+    """Refuse, before parsing, what cannot be this format: binary data, and a JSON array named .jsonl. Returns the
+    file's first 64 KiB, which read_file also sniffs for tabs."""
     try:
         with path.open("rb") as f:
             start = f.read(65536)
@@ -129,6 +123,7 @@ def _check_is_text(path: Path, flag: str, suffix: str) -> None:
         raise UserError(
             f"{flag} '{path}' holds one JSON array, not JSON lines (one object per line); rename it to .json"
         )
+    return start
 
 
 def _read_text(path: Path, flag: str) -> str:

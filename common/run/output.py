@@ -34,6 +34,7 @@ from common.report import run_files
 from common.run import hub
 from common.run.folders import check_output_dir
 from common.run.resume import resume_point
+from common.runtime import umask
 from common.train.checkpoints import RUN_CONFIG, WHILE_TRAINING, mark_run, tensorboard_dir, written_by_runs
 
 logger = logging.getLogger(__name__)
@@ -176,12 +177,11 @@ def staged(output_dir: str | Path):
 def _usual_modes(folder: Path) -> None:
     """The modes files and folders get from the umask: mkdtemp makes the staging folder 700, and safetensors wrote
     model.safetensors 600 where every other file of the run was 644."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
+    mask = umask()
+    os.chmod(folder, 0o777 & ~mask)
     for path in folder.rglob("*"):
         if not path.is_symlink():
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _save_failed(error: Exception, output_dir: Path, staging: Path, weights_saved: bool) -> UserError:

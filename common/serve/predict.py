@@ -30,7 +30,7 @@ from common.config.fields import non_negative, valid_seed
 from common.data import read_file
 from common.errors import UserError, first_line
 from common.model.load import check_config_file, weights_problem
-from common.runtime import run_cli
+from common.runtime import run_cli, umask
 
 
 class Predictor:
@@ -188,18 +188,12 @@ def _write_whole(path: str, write) -> None:
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             write(file)
-        os.chmod(partial, 0o644 & ~_umask())
+        os.chmod(partial, 0o644 & ~umask())
         os.replace(partial, target)
     except OSError as e:
         raise UserError(f"could not write --output '{path}' ({e.strerror or e}); choose another --output") from None
     finally:
         Path(partial).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_output_file(path: str, overwrite: bool, endings: str = ".csv or .jsonl") -> None:
