@@ -21,6 +21,11 @@ from common.errors import UserError, first_line
 logger = logging.getLogger(__name__)
 
 
+def on_gpu() -> bool:
+    """Whether this process trains on a CUDA GPU (the settings whose `auto` depends on the hardware ask here)."""
+    return torch.cuda.is_available()
+
+
 def world_size() -> int:
     """Processes started by torchrun / accelerate launch (they set WORLD_SIZE); 1 for a plain `python recipe.py`."""
     return int(os.environ.get("WORLD_SIZE", "1"))

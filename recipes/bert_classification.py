@@ -66,16 +66,16 @@ def main(config: ClassificationConfig = DEFAULTS) -> dict:
         splits, tokenizer, config.data.text_column, config.data.max_length, config.data.long_text, config.data.stride
     )
 
-    # 4. Trainer; the techniques' loss (--loss, --class-weights), callbacks and learning-rate groups come in `hooks`
-    hooks = technique_hooks(config, model, splits["train"]["labels"], label_names)
+    # 4. Trainer for this run; the techniques' loss (--loss, --class-weights), callbacks and learning-rate groups
     trainer = RecipeTrainer(
+        config=config,
         model=model,
         args=training_arguments(config, model=model),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=padding_collator(tokenizer),
         compute_metrics=classification_metrics,
-        **hooks,
+        **technique_hooks(config.techniques, model, splits["train"]["labels"], label_names),
     )
 
     # 5. train, 6. evaluate on the held-out test split: every metric, errors, per class, baselines, --explain

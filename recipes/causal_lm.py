@@ -53,9 +53,8 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
     # 2. data: the documents of each split (files, a hub dataset or the embedded corpus), cleaned
     documents = corpus_splits(config.data)
 
-    # 3. tokens: documents -> one token stream per split -> blocks; no held-out files: split blocks 80/10/10;
-    #    --packing documents restarts positions at each document so documents in a block cannot see each other;
-    #    a decoder has no pad token: it pads with end-of-text (for generation)
+    # 3. tokens: documents -> token streams -> blocks (no held-out files: blocks split 80/10/10); --packing documents
+    #    restarts positions at each document; a decoder has no pad token: it pads with end-of-text (for generation)
     data, seed = config.data, config.training.seed
     tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model, config.model.trust_remote_code))
     check_max_length(data.block_size, load_config(config.model.model, config.model.trust_remote_code), "--block-size")
@@ -69,6 +68,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
 
     # 5. Trainer: keep only argmax ids at eval time, never the [blocks, tokens, vocabulary] logits
     trainer = RecipeTrainer(
+        config=config,
         model=model,
         args=training_arguments(config, model=model),
         train_dataset=datasets["train"],
@@ -76,7 +76,7 @@ def main(config: CausalLMConfig = DEFAULTS) -> dict:
         data_collator=default_data_collator,
         compute_metrics=causal_lm_metrics,
         preprocess_logits_for_metrics=next_token_predictions,
-        **technique_hooks(config, model),  # callbacks and learning-rate groups of the techniques
+        **technique_hooks(config.techniques, model),  # callbacks and learning-rate groups of the techniques
     )
 
     # 6. perplexity before, train, perplexity after, the hardest passages, BLEU/chrF of continuations

@@ -53,8 +53,7 @@ def main(config: ChatConfig = DEFAULTS) -> dict:
     # 2. data: conversations in any known format, checked row by row, de-duplicated, split 80/10/10 by opening
     splits = conversation_splits(config.data, config.training.seed)
 
-    # 3. tokens through the chat template, labels only where --train-on trains; conversations over --max-length are
-    #    left out, not cut; auto lengths are recorded in run_config.json
+    # 3. tokens through the chat template, labels where --train-on trains; over --max-length: left out, not cut
     tokenizer = pad_with_end_of_text(load_tokenizer(config.model.model, config.model.trust_remote_code))
     added = set_chat_template(tokenizer, config.data.chat_template, config.model.model)
     encoded = encoded_splits(tokenizer, splits, config.data.train_on)
@@ -72,6 +71,7 @@ def main(config: ChatConfig = DEFAULTS) -> dict:
 
     # 5. Trainer: batches padded by position (the pad token may be the end-of-turn token, which is trained)
     trainer = RecipeTrainer(
+        config=config,
         model=model,
         args=training_arguments(config, model=model),
         train_dataset=datasets["train"],
@@ -79,7 +79,7 @@ def main(config: ChatConfig = DEFAULTS) -> dict:
         data_collator=ChatCollator(tokenizer.pad_token_id),
         compute_metrics=causal_lm_metrics,
         preprocess_logits_for_metrics=next_token_predictions,
-        **technique_hooks(config, model),
+        **technique_hooks(config.techniques, model),
     )
 
     # 6. before: the test replies' loss and the model's own replies to the test prompts; train; after: the same

@@ -71,26 +71,90 @@ def check_data(task, path: str, settings: dict) -> None:
         fail(str(e))
 
 
+class Source:
+    """A recipe's text, edited at the places its syntax tree names: the rest (comments, line breaks, however a
+    formatter laid it out) stays as written."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.starts = [0]  # each line's first character; ast positions are UTF-8 byte columns within a line
+        for line in text.splitlines(keepends=True):
+            self.starts.append(self.starts[-1] + len(line))
+
+    def offset(self, line: int, byte_column: int) -> int:
+        start = self.starts[line - 1]
+        line_text = self.text[start : self.starts[line]] if line < len(self.starts) else self.text[start:]
+        return start + len(line_text.encode()[:byte_column].decode())
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        return self.offset(node.lineno, node.col_offset), self.offset(node.end_lineno, node.end_col_offset)
+
+
+def defaults_call(tree: ast.Module) -> ast.Call:
+    """The `DEFAULTS = SomeConfig(...)` call."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets):
+            if isinstance(node.value, ast.Call):
+                return node.value
+    fail("the recipe has no `DEFAULTS = SomeConfig(...)`; copy one that has")
+
+
+def keyword(call: ast.Call, name: str) -> ast.keyword | None:
+    return next((k for k in call.keywords if k.arg == name), None)
+
+
 def retarget(recipe: str, data: str | None, settings: dict, model: str | None) -> str:
-    """The recipe's DEFAULTS pointed at DATA, the data `settings` (its columns) and MODEL; the rest as it was."""
-    start = recipe.index("DEFAULTS = ")
-    end = recipe.index("\n)\n", start) + 3
-    defaults = recipe[start:end]
-    if model:
-        defaults = re.sub(
-            r'model=ModelConfig\(model="[^"]*"\)', f"model=ModelConfig(model={json.dumps(model)})", defaults
-        )
-    lines = []
-    if data:
-        lines.append(f"train_file={json.dumps(data)},  # validation/test are split off 80/10/10 unless given")
-    lines += [f"{name}={json.dumps(value)}," for name, value in settings.items()]
-    if lines:
-        opening = re.search(r"data=\w+\(\n", defaults)
-        body = defaults[opening.end() :]
-        if data:  # the file replaces the dataset the recipe was written for
-            body = re.sub(r'^\s*dataset="[^"]*",[^\n]*\n', "", body, count=1, flags=re.M)
-        defaults = defaults[: opening.end()] + "".join(f"        {line}\n" for line in lines) + body
-    return recipe[:start] + defaults + recipe[end:]
+    """The recipe's DEFAULTS pointed at DATA, the data `settings` (its columns) and MODEL; the rest as it was.
+    Edits go through the syntax tree, so DEFAULTS may be laid out any way Python allows."""
+    defaults = defaults_call(ast.parse(recipe))
+    source = Source(recipe)
+    edits: list[tuple[int, int, str]] = []  # (start, end, new text), applied from the end backwards
+    model_call = keyword(defaults, "model")
+    if model and model_call and isinstance(model_call.value, ast.Call):
+        given = keyword(model_call.value, "model")
+        if given is not None:
+            edits.append((*source.span(given.value), json.dumps(model)))
+    data_call = keyword(defaults, "data")
+    values = {"train_file": data} if data else {}
+    values.update(settings)
+    if values and data_call and isinstance(data_call.value, ast.Call):
+        call = data_call.value
+        inserted = []
+        for name, value in values.items():
+            existing = keyword(call, name)
+            if existing is not None:
+                edits.append((*source.span(existing.value), json.dumps(value)))
+            else:
+                comment = "  # validation/test are split off 80/10/10 unless given" if name == "train_file" else ""
+                inserted.append(f"{name}={json.dumps(value)},{comment}")
+        dataset = keyword(call, "dataset")
+        if data and dataset is not None:  # the file replaces the dataset the recipe was written for
+            edits.append(_removal(source, dataset))
+        if inserted:
+            opening = source.span(call.func)[1]  # the "(" follows the class name
+            opening = recipe.index("(", opening) + 1
+            line_start = source.starts[data_call.lineno - 1]
+            indent = " " * (len(recipe[line_start:]) - len(recipe[line_start:].lstrip(" ")) + 4)
+            block = "".join(f"\n{indent}{line}" for line in inserted)
+            if recipe[opening] != "\n":  # the call went on after "(" on the same line: it goes on below
+                block += f"\n{indent}"
+            edits.append((opening, opening, block))
+    for start, end, text in sorted(edits, reverse=True):
+        recipe = recipe[:start] + text + recipe[end:]
+    ast.parse(recipe)  # still Python (a SyntaxError here is this tool's bug: nothing has been written yet)
+    return recipe
+
+
+def _removal(source: Source, node: ast.keyword) -> tuple[int, int, str]:
+    """The edit that removes a keyword argument with its comma; its whole line when it stood on one alone."""
+    start, end = source.span(node)
+    text = source.text
+    after = re.match(r"[ \t]*,?[ \t]*(#[^\n]*)?\n?", text[end:])
+    line_start = text.rfind("\n", 0, start) + 1
+    if not text[line_start:start].strip() and after.group(0).endswith("\n"):
+        return line_start, end + after.end(), ""
+    comma = re.match(r"[ \t]*,?[ \t]*", text[end:])
+    return start, end + comma.end(), ""
 
 
 def main(argv=None) -> None:

@@ -43,8 +43,6 @@ HF_DIFFERENT = {
     "--do_predict": "nothing: every run trains, validates and tests",
     "--report_to": "--report-to tensorboard",
 }
-# settings that name a file or folder: a --config file's relative paths may be relative to the file
-PATH_SETTINGS = ("train_file", "validation_file", "test_file", "search_space", "model")
 # one recipe's flag given to another: the flag there for the same idea
 OTHER_RECIPE = {"--max-length": "--block-size", "--max_seq_length": "--block-size", "--block-size": "--max-length"}
 
@@ -191,14 +189,16 @@ def answer_help(defaults: RunConfig, description: str | None = None) -> None:
         sys.exit(0)
 
 
-def read_config_file(path: str) -> dict:
-    """A --config file as {name: value}; one clear line for a missing or unreadable file."""
+def read_config_file(path: str, defaults: RunConfig) -> dict:
+    """A --config file as {name: value}; one clear line for a missing or unreadable file. A setting that names a
+    file or folder (`is_path`) may be given relative to the config file's folder."""
     file = Path(path)
     values = read_mapping(path, "--config", "settings (lr: 1e-4, batch_size: 16, ...)")
     if values is None:  # empty, or only comments (a config of variants with every key commented out)
         values = {}
     values = {key.replace("-", "_"): value for key, value in values.items()}
-    for key in PATH_SETTINGS:  # relative to where the run starts, or else to the config file's folder
+    paths = [name for name, (_, field, _) in defaults.settings().items() if field.metadata["is_path"]]
+    for key in paths:  # relative to where the run starts, or else to the config file's folder
         value = values.get(key)
         if isinstance(value, str) and not Path(value).is_absolute() and not Path(value).exists():
             beside = file.parent / value
@@ -210,7 +210,7 @@ def read_config_file(path: str) -> dict:
 def file_argv(path: str, defaults: RunConfig) -> list[str]:
     """The settings of a --config file as command-line words, so they are parsed and checked like typed flags.
     Settings that ask for an action (--resume, --overwrite) are never taken from a file."""
-    values = read_config_file(path)
+    values = read_config_file(path, defaults)
     task = values.pop("task", defaults.task)
     if task != defaults.task:
         raise UserError(

@@ -2,6 +2,9 @@
 
 `option(...)` declares a field; `check_value` and `parse_text` read that metadata, so the same rule checks a
 value typed on the command line, read from a --config file, or set in Python (`ClassificationConfig(...)`, common.tasks).
+Every other rule about a setting is metadata too, read where it applies: whether --resume may change it
+(common.run.resume), whether it names a file (common.config.cli), which TrainingArguments fields it sets
+(common.train.arguments) and so refuses in --trainer-arg (common.config.trainer_args). A new setting is one field.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import types
 import typing
 
 from common.errors import UserError
+
+# what --resume does with a setting whose value differs from the checkpoint's (option's `on_resume`)
+MUST_MATCH, MAY_CHANGE, AUTO_MATCHES_ANY = "must match", "may change", "auto matches any"
+ON_RESUME = (MUST_MATCH, MAY_CHANGE, AUTO_MATCHES_ANY)
 
 
 def option(
@@ -26,11 +33,23 @@ def option(
     from_file: bool = True,
     searchable: bool = True,
     repeatable: bool = False,
+    on_resume: str = MUST_MATCH,
+    is_path: bool = False,
+    trainer_fields: tuple[str, ...] = (),
+    replaces: tuple[str, ...] = (),
 ):
     """A run setting. `check(value)` returns None when the value is fine, else what is wrong ("must be ...");
     `from_file=False`: never taken from a --config file (it asks for an action, not a setting);
     `searchable=False`: --search-space may not vary it; `repeatable=True`: a list flag whose words add up over
-    repeats (--trainer-arg a=1 --trainer-arg b=2), a --config file's words first."""
+    repeats (--trainer-arg a=1 --trainer-arg b=2), a --config file's words first.
+    `on_resume`: MUST_MATCH (the run's own: --resume refuses a new value), MAY_CHANGE (where the run goes and what
+    is reported after training), AUTO_MATCHES_ANY (`auto` resolves at run time and the checkpoint recorded the
+    value it took); `is_path`: names a file or folder, which a --config file may give relative to itself;
+    `trainer_fields`: the TrainingArguments fields common.train.arguments sets from it (a test varies the setting
+    and sees each change); `replaces`: TrainingArguments fields whose job the run does itself with this setting
+    (resume_from_checkpoint, hub_model_id). --trainer-arg refuses both kinds, naming this setting's flag."""
+    if on_resume not in ON_RESUME:
+        raise ValueError(f"on_resume must be one of {', '.join(ON_RESUME)}, got {on_resume!r}")
     metadata = dict(
         help=help,
         check=check,
@@ -41,6 +60,10 @@ def option(
         from_file=from_file,
         searchable=searchable,
         repeatable=repeatable,
+        on_resume=on_resume,
+        is_path=is_path,
+        trainer_fields=tuple(trainer_fields),
+        replaces=tuple(replaces),
     )
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
@@ -49,6 +72,12 @@ def option(
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def usage(field: dataclasses.Field) -> str:
+    """How the setting is typed: --push-to-hub USER/NAME, --lr."""
+    metavar = field.metadata.get("metavar")
+    return f"{flag(field.name)} {metavar}" if metavar else flag(field.name)
 
 
 # ---------------------------------------------------------------- value checks: None when fine, else the problem

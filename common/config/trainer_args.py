@@ -8,44 +8,25 @@ disagree in run_config.json, and our flags mean something slightly different (--
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-# TrainingArguments field -> the flag of ours that sets it (common.train.arguments.training_arguments)
-SET_BY_OUR_FLAGS = {
-    "output_dir": "--output-dir",
-    "overwrite_output_dir": "--overwrite",
-    "resume_from_checkpoint": "--resume",
-    "num_train_epochs": "--epochs",
-    "learning_rate": "--lr",
-    "per_device_train_batch_size": "--batch-size",
-    "per_device_eval_batch_size": "--batch-size",
-    "gradient_accumulation_steps": "--grad-accum",
-    "warmup_steps": "--warmup",
-    "warmup_ratio": "--warmup",
-    "weight_decay": "--weight-decay",
-    "lr_scheduler_type": "--scheduler",
-    "label_smoothing_factor": "--label-smoothing",
-    "eval_steps": "--eval-steps",
-    "logging_steps": "--logging-steps",
-    "save_steps": "--save-steps",
-    "seed": "--seed",
-    "data_seed": "--seed",
-    "bf16": "--precision bf16",
-    "fp16": "--precision fp16",
-    "torch_compile": "--compile",
-    "activation_checkpointing": "--gradient-checkpointing",
-    "gradient_checkpointing": "--gradient-checkpointing",
-    "metric_for_best_model": "--best-metric",
-    # the hub: --push-to-hub checks the login and the name before training, uploads the finished run folder (not
-    # Trainer's checkpoints) and names the repository in the model card
-    "push_to_hub": "--push-to-hub USER/NAME",
-    "hub_model_id": "--push-to-hub USER/NAME",
-    "hub_strategy": "--push-to-hub USER/NAME",
-    "hub_token": "--push-to-hub USER/NAME (with HF_TOKEN or `hf auth login`)",
-    "hub_private_repo": "--push-to-hub USER/NAME",
-    "hub_always_push": "--push-to-hub USER/NAME",
-    "hub_revision": "--push-to-hub USER/NAME",
-}
+from common.config.fields import usage
+
+
+def set_by_our_flags() -> dict[str, str]:
+    """TrainingArguments field -> how the setting of ours that sets it (or does its job) is typed: read from the
+    settings' `trainer_fields` and `replaces` (common.config.fields.option), over every group of every kind of run."""
+    from common.config.groups.base import Group
+
+    found, groups = {}, [Group]
+    while groups:
+        group = groups.pop()
+        groups += group.__subclasses__()
+        for field in dataclasses.fields(group) if dataclasses.is_dataclass(group) else ():
+            for name in (*field.metadata.get("trainer_fields", ()), *field.metadata.get("replaces", ())):
+                found[name] = usage(field)
+    return found
 
 
 # TrainingArguments fields the recipes cannot work with: refused before anything loads (they failed in evaluation)
@@ -79,8 +60,9 @@ def check_trainer_arg(word: str) -> str | None:
         key, _ = split_trainer_arg(word)
     except ValueError as e:
         return str(e)
-    if key in SET_BY_OUR_FLAGS:
-        return f"{key}: use {SET_BY_OUR_FLAGS[key]}, which sets it for the recipes"
+    ours = set_by_our_flags()
+    if key in ours:
+        return f"{key}: use {ours[key]}, which sets it for the recipes"
     if key in REFUSED:
         return f"{key}: {REFUSED[key]}; leave it out"
     fields = training_argument_names()
@@ -144,8 +126,6 @@ def trainer_overrides(words: list[str]) -> dict:
 
 
 def training_argument_names() -> set[str]:
-    import dataclasses
-
     from transformers import TrainingArguments  # only when --trainer-arg is given: --help must not wait for it
 
     return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}

@@ -9,20 +9,22 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from common.assets import PREFIX, hub_id
+from common.config import DataConfig, RunConfig
 from common.report.console import format_value
 from common.report.parts import ReportParts
 from common.runtime import command, hardware
 
 
-def model_card(config: dict, metrics: dict, task, parts: ReportParts | None = None) -> str:
+def model_card(config: RunConfig, metrics: dict, task, parts: ReportParts | None = None) -> str:
     """README.md for an output folder (or the hub repo --push-to-hub uploads it to). `task`: the run's
     common.tasks.Task (its pipeline tag, main metrics and load snippet); `parts`: what its evaluation adds."""
     parts = parts or ReportParts()
     pipeline_tag = task.pipeline_tag
-    where = config.get("push_to_hub") or config.get("output_dir") or "."  # the snippet loads from here
+    model, techniques = config.model.model, config.techniques
+    where = config.output.push_to_hub or config.output.output_dir or "."  # the snippet loads from here
     name = Path(where).name or "model"
-    adapter = bool(config.get("lora_r")) and not config.get("merge_lora")
-    base, data = base_model(config.get("model")), training_data(config)
+    adapter = bool(techniques.lora_r) and not techniques.merge_lora
+    base, data = base_model(model), training_data(config.data)
     shown = [m for m in task.main_metrics if f"test_{m}" in metrics]
     results = [
         EvalResult(
@@ -38,20 +40,19 @@ def model_card(config: dict, metrics: dict, task, parts: ReportParts | None = No
     metadata = ModelCardData(
         model_name=name,
         base_model=base,
-        datasets=[data] if hub_dataset(config) else None,
+        datasets=[data] if hub_dataset(config.data) else None,
         library_name="peft" if adapter else "transformers",
         pipeline_tag=pipeline_tag,
-        tags=["lm-recipes", pipeline_tag, *(["lora"] if config.get("lora_r") else [])],
+        tags=["lm-recipes", pipeline_tag, *(["lora"] if techniques.lora_r else [])],
         eval_results=results or None,
     )
-    snippet = task.load_snippet(where)
+    snippet, training = task.load_snippet(where), config.training
     if adapter:
-        snippet = f'from common.model import lora  # lm-recipes: the adapter, on {config.get("model")}\nmodel = lora.load("{where}")'
+        snippet = f'from common.model import lora  # lm-recipes: the adapter, on {model}\nmodel = lora.load("{where}")'
     body = [
         f"# {name}",
         "",
-        f"`{config.get('model')}` fine-tuned for {pipeline_tag.replace('-', ' ')} on `{data}` with lm-recipes"
-        f"{parts.card_about}.",
+        f"`{model}` fine-tuned for {pipeline_tag.replace('-', ' ')} on `{data}` with lm-recipes{parts.card_about}.",
         "",
         "## Use",
         "",
@@ -72,8 +73,8 @@ def model_card(config: dict, metrics: dict, task, parts: ReportParts | None = No
         "",
         "## Training",
         "",
-        f"{_epochs(config.get('epochs'))}, learning rate {format_value(config.get('lr'))}, batch "
-        f"{config.get('batch_size')}, seed {config.get('seed')}; trained on {hardware()} with:",
+        f"{_epochs(training.epochs)}, learning rate {format_value(training.lr)}, batch {training.batch_size}, "
+        f"seed {training.seed}; trained on {hardware()} with:",
         "",
         "```bash",
         command(),
@@ -94,15 +95,14 @@ def base_model(model: str | None) -> str | None:
     return None if Path(model).exists() else model
 
 
-def hub_dataset(config: dict) -> bool:
-    dataset = config.get("dataset")
-    return bool(dataset) and not config.get("train_file") and not dataset.startswith(PREFIX)
+def hub_dataset(data: DataConfig) -> bool:
+    return bool(data.dataset) and not data.train_file and not data.dataset.startswith(PREFIX)
 
 
-def training_data(config: dict) -> str:
-    if config.get("train_file"):
-        return Path(config["train_file"]).name
-    return str(config.get("dataset") or "unknown")
+def training_data(data: DataConfig) -> str:
+    if data.train_file:
+        return Path(data.train_file).name
+    return str(data.dataset or "unknown")
 
 
 def _epochs(epochs) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from common.config import RunConfig
 from common.report import markdown, plots
 from common.report.card import model_card
 from common.report.parts import ReportParts
 
 
-def run_files(config: dict, metrics: dict, history: list, task, parts: ReportParts | None = None) -> dict:
+def run_files(config: RunConfig, metrics: dict, history: list, task, parts: ReportParts | None = None) -> dict:
     """name -> content (str or bytes): README.md (the model card) always; with the evaluation's `parts` (made by the
     run's `task`, a common.tasks.Task) also its files, evaluation.json (validation and test), training_curves.png
     and report.md."""

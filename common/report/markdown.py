@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from common.config import RunConfig
 from common.evaluate import CausalLMEvaluation, ClassificationEvaluation
 from common.report.console import format_value
 from common.report.parts import ReportParts
@@ -18,7 +19,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 # ---------------------------------------------------------------- report.md of one run
 
 
-def run_report(config: dict, metrics: dict, history: list, parts: ReportParts) -> str:
+def run_report(config: RunConfig, metrics: dict, history: list, parts: ReportParts) -> str:
     """report.md, the page a person reads first: command, data, doubts, metrics, curves, the task's own sections
     (`parts`, made by the run's task from its evaluation), timing, configuration."""
     import transformers
@@ -42,10 +43,9 @@ def run_report(config: dict, metrics: dict, history: list, parts: ReportParts) -
     )
     return "\n".join(
         [
-            f"# Run report: {config.get('output_dir')}",
+            f"# Run report: {config.output.output_dir}",
             "",
-            f"`{config.get('model')}` fine-tuned on `{config.get('train_file') or config.get('dataset')}`, "
-            f"{time.strftime('%Y-%m-%d %H:%M')}.",
+            f"`{config.model.model}` fine-tuned on `{config.data.source}`, {time.strftime('%Y-%m-%d %H:%M')}.",
             "",
             "```bash",
             command(),
@@ -74,7 +74,7 @@ def run_report(config: dict, metrics: dict, history: list, parts: ReportParts) -
             "Every flag of the run (`--config run_config.json` repeats it):",
             "",
             "```json",
-            json.dumps(config, indent=1, default=str),
+            json.dumps(config.flat(), indent=1, default=str),
             "```",
             "",
         ]
@@ -178,14 +178,14 @@ def continuations_section(evaluation: CausalLMEvaluation) -> str:
 # ---------------------------------------------------------------- several runs
 
 
-def kfold_report(summary: dict, config: dict) -> str:
+def kfold_report(summary: dict, config: RunConfig) -> str:
     k = summary["k"]
     header = "| metric | " + " | ".join(f"[fold {i}](fold-{i}/report.md)" for i in range(1, k + 1)) + " | mean +- std |"
     lines = [
-        f"# {k}-fold cross-validation: {config.get('output_dir')}",
+        f"# {k}-fold cross-validation: {config.output.output_dir}",
         "",
-        f"`{config.get('model')}` on {summary['rows']} labelled rows of `{config.get('train_file') or config.get('dataset')}`, "
-        f"split into {k} stratified folds (seed {config.get('seed')}). Each fold's model trains on the other "
+        f"`{config.model.model}` on {summary['rows']} labelled rows of `{config.data.source}`, "
+        f"split into {k} stratified folds (seed {config.training.seed}). Each fold's model trains on the other "
         f"{k - 1} folds and is tested on its own; each has its full report in `fold-N/`.",
         "",
         "```bash",
@@ -203,14 +203,14 @@ def kfold_report(summary: dict, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def search_report(summary: dict, space: dict, config: dict) -> str:
+def search_report(summary: dict, space: dict, config: RunConfig) -> str:
     params = list(space)
     metric = summary["metric"]
     lines = [
-        f"# Hyperparameter search: {config.get('output_dir')}",
+        f"# Hyperparameter search: {config.output.output_dir}",
         "",
         f"{summary['search']} search over {', '.join(params)}: {len(summary['trials'])} trials of "
-        f"`{config.get('model')}`, each scored by {metric} ({summary['direction']}). The test split was not used "
+        f"`{config.model.model}`, each scored by {metric} ({summary['direction']}). The test split was not used "
         f"to choose. Best: trial {summary['best']['trial']}, {metric} {summary['best']['value']:.4f}; rerun it with "
         f"`--config best_config.yaml`.",
         "",

@@ -63,7 +63,7 @@ def run(main, config: RunConfig) -> dict:
             "std": {n: float(np.std([r[n] for r in results], ddof=1)) for n in names},
         }
         (staging / "kfold.json").write_text(json.dumps(summary, indent=1) + "\n")
-        (staging / "report.md").write_text(kfold_report(summary, config.flat()))
+        (staging / "report.md").write_text(kfold_report(summary, config))
         mark_run(staging, [f"fold-{n}" for n in range(1, k + 1)] + ["kfold.json", "report.md"])
     print_metrics(
         f"{k}-fold cross-validation (mean)",

@@ -105,7 +105,7 @@ def save_run(config: RunConfig, model, tokenizer, metrics: dict, history: list |
         weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     try:
         if state.is_main_process:
-            _write_run(output_dir, model, weights, tokenizer, metrics, config.flat(), history, evaluation)
+            _write_run(output_dir, model, weights, tokenizer, metrics, config, history, evaluation)
             if config.output.push_to_hub:
                 hub.push_folder(output_dir, config.output.push_to_hub)
     finally:
@@ -119,7 +119,7 @@ def _write_run(
     weights: dict | None,
     tokenizer,
     metrics: dict,
-    config: dict,
+    config: RunConfig,
     history: list | None,
     evaluation,
 ) -> None:
@@ -128,14 +128,14 @@ def _write_run(
     weights_saved = False
     try:
         model.save_pretrained(staging, state_dict=weights, safe_serialization=True)
-        lora.save_extras(model, staging, config.get("model"))
+        lora.save_extras(model, staging, config.model.model)
         weights_saved = True
         tokenizer.save_pretrained(staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / RUN_CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
+        (staging / RUN_CONFIG).write_text(json.dumps(config.flat(), indent=2, default=str) + "\n")
         if history is not None:
             (staging / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-        task = tasks.get(config["task"])
+        task = tasks.get(config.task)
         parts = task.report(evaluation) if evaluation is not None else None
         for name, content in run_files(config, metrics, history or [], task, parts).items():
             (staging / name).write_bytes(content) if isinstance(content, bytes) else (staging / name).write_text(

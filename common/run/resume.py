@@ -12,30 +12,11 @@ import logging
 from pathlib import Path
 
 from common.config import RunConfig
+from common.config.fields import AUTO_MATCHES_ANY, MAY_CHANGE, MUST_MATCH
 from common.errors import UserError
 from common.train.checkpoints import COMPLETE, RUN_CONFIG, checkpoint_dir, damage, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
-
-
-# settings --resume may change: where the run goes and what is reported after training; every other one is
-# the run's own and must match the checkpoint's
-CHANGEABLE_ON_RESUME = {
-    "output_dir",
-    "overwrite",
-    "resume",
-    "save_steps",
-    "report_to",
-    "push_to_hub",
-    "explain",
-    "prompt",
-}
-CHANGEABLE_ON_RESUME |= {"max_new_tokens", "logging_steps"}
-CHANGEABLE_ON_RESUME |= {"allow_pickle", "trust_remote_code"}  # permissions asked on the command line, not settings
-# settings whose `auto` matches any value a checkpoint recorded: max_length's auto resolves from the data and is
-# recorded as the length used; lm_loss's chunked and standard losses are the same loss (runs before lm_loss had
-# auto recorded chunked, and were refused on --resume once auto became the default)
-AUTO_MATCHES_ANY = {"max_length", "lm_loss"}
 
 
 def resume_point(config: RunConfig) -> str | None:
@@ -79,7 +60,8 @@ def resume_point(config: RunConfig) -> str | None:
 
 def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
     """A resumed run continues the run as it was started: refuse settings that differ from the checkpoint's
-    (a new --batch-size or --lr would be half-applied, a new --model would not fit the weights)."""
+    (a new --batch-size or --lr would be half-applied, a new --model would not fit the weights). Each setting's
+    `on_resume` (common.config.fields.option) says whether it must match; a setting the run no longer has must."""
     try:
         saved = json.loads((checkpoint / RUN_CONFIG).read_text())
     except FileNotFoundError:
@@ -89,12 +71,14 @@ def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
     now = json.loads(json.dumps(config.flat(), default=str))
     # a setting newer than the checkpoint was, in effect, at its default then
     saved = {**json.loads(json.dumps(type(config)().flat(), default=str)), **saved}
+    settings = type(config).settings()
+    rule = {name: field.metadata["on_resume"] for name, (_, field, _) in settings.items()}
     changed = [
         f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
         for name in sorted(set(now) | set(saved))
-        if name not in CHANGEABLE_ON_RESUME
-        and now.get(name) != saved.get(name)
-        and not (name in AUTO_MATCHES_ANY and now.get(name) == "auto")
+        if now.get(name) != saved.get(name)
+        and rule.get(name, MUST_MATCH) != MAY_CHANGE
+        and not (rule.get(name) == AUTO_MATCHES_ANY and now.get(name) == "auto")
     ]
     if changed:
         raise UserError(

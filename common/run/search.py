@@ -188,7 +188,7 @@ def run(main, config: RunConfig) -> dict:
             f"# python {Path(sys.argv[0]).as_posix()} --config {output_dir / 'best_config.yaml'}\n"
             + yaml.safe_dump(best_config, sort_keys=False)
         )
-        (staging / "report.md").write_text(search_report(summary, space, config.flat()))
+        (staging / "report.md").write_text(search_report(summary, space, config))
         mark_run(staging, ["search.json", "best_config.yaml", "report.md"])
     print(
         f"\nbest of {len(rows)} trials: validation {metric} {best.value:.4f} with {best.params}\n"

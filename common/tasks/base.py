@@ -129,3 +129,15 @@ class Task:
     def hint(self) -> str:
         """Where to send a request instead, for a route of another kind ("POST to /predict with {...}")."""
         return " or ".join(f"POST to {route.path} with {route.example}" for route in self.routes)
+
+
+def calls(source: str, name: str) -> bool:
+    """Whether the Python `source` calls a function named `name` (f() or module.f()), read from its syntax tree: a
+    comment or a string that mentions the name does not count."""
+    import ast
+
+    return any(
+        isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) == name or getattr(node.func, "attr", None) == name)
+        for node in ast.walk(ast.parse(source))
+    )

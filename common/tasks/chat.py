@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from common.config import DataConfig, OutputConfig
-from common.config.fields import option, positive, tokens_or_auto
+from common.config.fields import AUTO_MATCHES_ANY, MAY_CHANGE, option, positive, tokens_or_auto
 from common.errors import UserError
 from common.tasks.base import Refusal, Route, Task, Text
 from common.tasks.causal_lm import CausalLM, CausalLMConfig
@@ -40,6 +40,7 @@ class ChatData(DataConfig):
         "auto: the tokenizer's own chat template; chatml: ChatML (adds <|im_start|>/<|im_end|> to a base model's "
         "vocabulary); or a Jinja template file",
         metavar="auto|chatml|FILE",
+        is_path=True,
     )
     train_on: str = option(
         "assistant",
@@ -53,6 +54,7 @@ class ChatData(DataConfig):
         "length that keeps 199 in 200 training conversations, rounded up to 8, at most 2048 and what the model reads",
         check=tokens_or_auto,
         metavar="N|auto",
+        on_resume=AUTO_MATCHES_ANY,  # recorded as the length auto took
     )
     packing: bool = option(
         False,
@@ -73,6 +75,7 @@ class ChatOutput(OutputConfig):
         "counts as one that did not stop. auto: room for the longest test reply and a quarter more (at most 512)",
         check=positive_or_auto,
         metavar="N|auto",
+        on_resume=MAY_CHANGE,
     )
     reply_prompts: int = option(
         200,
@@ -80,6 +83,7 @@ class ChatOutput(OutputConfig):
         "every test conversation): on a CPU each costs seconds",
         check=positive,
         metavar="N",
+        on_resume=MAY_CHANGE,
     )
 
 

@@ -23,7 +23,7 @@ from common.config import (
     TrainingConfig,
 )
 from common.config.fields import require
-from common.tasks.base import Refusal, Route, Task, Text
+from common.tasks.base import Refusal, Route, Task, Text, calls
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ class Classification(Task):
         return {**settings, **({"label_column": columns["LABEL"]} if "LABEL" in columns else {})}
 
     def smoke_test(self, name: str, source: str, recipe: str) -> str:
-        decoder = "pad_with_end_of_text(" in recipe  # the decoder classifier: its smoke test uses a tiny GPT-2
+        decoder = calls(recipe, "pad_with_end_of_text")  # the decoder classifier: its smoke test uses a tiny GPT-2
         return SMOKE_TEST.replace("{model}", "gpt2" if decoder else "bert").format(name=name, source=source)
 
 

@@ -1,7 +1,7 @@
 """The techniques that hook into training, built in one place from the run configuration:
 
   loss               --loss, --class-weights, --label-smoothing (classification; common.train.losses)
-  callbacks          --gradual-unfreeze (a block more every N steps or epoch), --early-stopping-patience
+  callbacks          --gradual-unfreeze (a block more every N steps or epoch)
   parameter groups   --layer-lr-decay (lr * decay**depth), and one group per depth for --gradual-unfreeze
 
 `technique_hooks(...)` returns them as keyword arguments of RecipeTrainer. The techniques that change the model
@@ -10,24 +10,17 @@ itself (dropout, freezing, LoRA) are applied by common.model.adapt.
 
 from __future__ import annotations
 
-from transformers import EarlyStoppingCallback
-
-from common.config import RunConfig
+from common.config import Techniques
 from common.model import layers
 from common.train import losses
 
 
-def technique_hooks(config: RunConfig, model, train_labels=None, label_names: list[str] | None = None) -> dict:
-    """{"callbacks", "compute_loss_func", "parameter_groups", "run_config", "batch_mean_loss", "training"} for
-    RecipeTrainer;
-    a classifier passes its `train_labels` and `label_names`, from which its --loss and --class-weights are built.
-    `run_config` goes into each checkpoint, so that --resume can refuse settings other than the run's own."""
-    techniques = config.techniques
+def technique_hooks(techniques: Techniques, model, train_labels=None, label_names: list[str] | None = None) -> dict:
+    """{"callbacks", "compute_loss_func", "parameter_groups"} for RecipeTrainer; a classifier passes its
+    `train_labels` and `label_names`, from which its --loss and --class-weights are built."""
     callbacks = []
     if techniques.gradual_unfreeze:
         callbacks.append(layers.GradualUnfreezing(model, techniques.gradual_unfreeze))
-    if config.training.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.training.early_stopping_patience))
     loss = None
     if label_names is not None:
         loss = losses.build(techniques, train_labels, label_names)
@@ -39,11 +32,4 @@ def technique_hooks(config: RunConfig, model, train_labels=None, label_names: li
             # every parameter gets a group, frozen ones too, so those unfrozen later are updated from then on
             return layers.parameter_groups(model, lr, weight_decay, decay)
 
-    return {
-        "callbacks": callbacks,
-        "compute_loss_func": loss,
-        "parameter_groups": groups,
-        "run_config": config.flat(),
-        "batch_mean_loss": not config.loss_per_token,
-        "training": config.training,
-    }
+    return {"callbacks": callbacks, "compute_loss_func": loss, "parameter_groups": groups}

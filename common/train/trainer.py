@@ -4,26 +4,30 @@
 - evaluation in dataset order, and per document for long-text windows (a `document` column)
 - a stop with one clear line when the logged loss is NaN/inf (no per-step check: that would sync the GPU)
 - optimizer parameter groups and callbacks from common.train.techniques
+
+Public hooks only, but for the few private ones in common.train.internals (checked when a trainer is made).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import time
 
 import datasets
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer, TrainerCallback
-from transformers.integrations import TensorBoardCallback
+from transformers import EarlyStoppingCallback, EvalPrediction, Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 from transformers.trainer_utils import PredictionOutput
 
-from common.config import TrainingConfig
+from common.config import RunConfig, TrainingConfig
 from common.data import long_text
 from common.errors import UserError
+from common.train import internals
 from common.train.checkpoints import MarkCompleteCheckpoints, check_same_data, clear_previous_run, data_fingerprint
 from common.train.projection import ProjectedTime
 
@@ -32,35 +36,38 @@ logger = logging.getLogger(__name__)
 ENOUGH_STEPS = TrainingConfig.enough_steps  # a classifier's; a kind of run's own is its training group's
 
 
-class RecipeTrainer(Trainer):
-    """Trainer, plus `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups
-    (common.train.techniques makes it for --layer-lr-decay and --gradual-unfreeze), and `batch_mean_loss` for
-    losses that are a plain mean over the batch (classifiers), so that --grad-accum divides them."""
+class RecipeTrainer(internals.PrivateHooks):
+    """Trainer for a run of `config` (the typed run configuration; optional for a bare Trainer's uses), plus
+    `parameter_groups(model, lr, weight_decay) -> [groups]` to build the optimizer's groups (common.train.techniques
+    makes it for --layer-lr-decay and --gradual-unfreeze). From the run it takes: the settings each checkpoint
+    records (--resume compares them), --early-stopping-patience, how many steps are enough, an unset
+    --logging-steps fitted to the run, and whether the loss is a plain mean over the batch (classifiers), which
+    --grad-accum must divide."""
 
-    def __init__(
-        self,
-        *args,
-        parameter_groups=None,
-        callbacks=None,
-        run_config: dict | None = None,
-        batch_mean_loss: bool = False,
-        training: TrainingConfig | None = None,
-        **kwargs,
-    ):
+    def __init__(self, *args, config: RunConfig | None = None, parameter_groups=None, callbacks=None, **kwargs):
+        internals.check()
         self.parameter_groups = parameter_groups
-        self.training = training or TrainingConfig()  # how many steps are enough, and what gives more
-        self.fit_logging_to_run = run_config is not None and run_config.get("logging_steps") is None
-        self.marker = MarkCompleteCheckpoints(run_config)
-        callbacks = [*(callbacks or []), self.marker]
+        self.training = config.training if config is not None else TrainingConfig()  # how many steps are enough
+        if config is not None and config.training.logging_steps is None and kwargs.get("args") is not None:
+            kwargs["args"] = fit_logging_steps(kwargs["args"], kwargs.get("train_dataset"))
+        self.marker = MarkCompleteCheckpoints(config.flat() if config is not None else None)
+        callbacks = [*(callbacks or []), self.marker, FiniteWeights()]
+        if self.training.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=self.training.early_stopping_patience))
+        self.user_metrics = kwargs.get("compute_metrics")
+        if self.user_metrics is not None:
+            kwargs["compute_metrics"] = self.metrics_by_document
         super().__init__(*args, callbacks=callbacks, **kwargs)
         if self.args.torch_compile:
             self.add_callback(CompileReport)
+        self.progress = None
         if self.pop_callback(ProgressCallback) is not None:  # present unless --disable_tqdm
-            self.add_callback(ReadableProgress)
+            self.progress = ReadableProgress()
+            self.add_callback(self.progress)
         examples = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
         evaluated = len(self.eval_dataset) if hasattr(self.eval_dataset, "__len__") else 0
         self.add_callback(ProjectedTime(examples, self.args.num_train_epochs, evaluated))  # the time it will take
-        if batch_mean_loss:
+        if config is not None and not config.loss_per_token:
             # A classifier's loss (the model's own or common.train.losses') is a mean over its micro-batch, whatever
             # the batch's size. Trainer assumes a loss that takes num_items_in_batch (or a compute_loss_func) was
             # already divided over the whole --grad-accum step, and would add up N means: N times the gradient.
@@ -74,27 +81,22 @@ class RecipeTrainer(Trainer):
         self.marker.data = data_fingerprint(self.train_dataset)
         if resume_from_checkpoint:
             check_same_data(resume_from_checkpoint, self.marker.data)
-        self._plan_steps()
+        self._warn_of_too_few_steps()
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         except BaseException:  # a NaN stop, Ctrl-C, SIGTERM: end the progress bar's line before the message
-            self._close_progress_bar()
+            if self.progress is not None:
+                self.progress.close()
             raise
 
-    def _plan_steps(self) -> None:
-        """Before training: count the optimizer steps. Too few for a model to learn much is said in one warning
-        line with the fix (a run of 4 steps otherwise ended in a report with no hint that nothing was learned);
-        an unset --logging-steps is fitted to the run, so that its curve has points."""
-        if self.train_dataset is None or self.args.max_steps > 0:
+    def _warn_of_too_few_steps(self) -> None:
+        """Before training: too few optimizer steps for a model to learn much is said in one warning line with the
+        fix (a run of 4 steps otherwise ended in a report with no hint that nothing was learned)."""
+        steps = planned_steps(self.args, self.train_dataset)
+        if steps is None or steps >= self.training.enough_steps:
             return
-        examples, epochs = len(self.train_dataset), self.args.num_train_epochs
+        examples, epochs, enough = len(self.train_dataset), self.args.num_train_epochs, self.training.enough_steps
         batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
-        steps = math.ceil(math.ceil(examples / batch) * epochs)
-        if self.fit_logging_to_run:
-            self.args.logging_steps = max(1, min(self.args.logging_steps, steps // 10))
-        enough = self.training.enough_steps
-        if steps >= enough:
-            return
         logger.warning(
             "only %d optimizer steps (%d training examples, batch %d, %g epoch%s): too few for the model to "
             "learn much; for %d or more use %s",
@@ -107,23 +109,18 @@ class RecipeTrainer(Trainer):
             " or ".join(self.training.more_steps(examples, epochs, batch)),
         )
 
-    def _close_progress_bar(self) -> None:
-        for callback in self.callback_handler.callbacks:
-            if getattr(callback, "training_bar", None) is not None:
-                callback.training_bar.close()
-                callback.training_bar = None
-
     def _tensorboard_folder(self) -> str | None:
-        board = next((c for c in self.callback_handler.callbacks if isinstance(c, TensorBoardCallback)), None)
-        return getattr(board, "logging_dir", None)
+        """Where Trainer's TensorBoard callback writes (common.train.arguments sets it for --report-to)."""
+        return os.environ.get("TENSORBOARD_LOGGING_DIR") if "tensorboard" in self.args.report_to else None
 
     # ---- --long-text sliding-window: evaluate per document, not per window
     _keep_eval_order = False
+    _documents: np.ndarray | None = None  # while evaluating windows: each window's document
 
-    def _get_eval_sampler(self, eval_dataset):
+    def eval_sampler(self, dataset, sampler):
         if self._keep_eval_order:  # windows must come back in dataset order to be regrouped by document
-            return torch.utils.data.SequentialSampler(eval_dataset)
-        return super()._get_eval_sampler(eval_dataset)
+            return torch.utils.data.SequentialSampler(dataset)
+        return sampler
 
     def predict_in_order(self, dataset, ignore_keys=None, metric_key_prefix="test") -> PredictionOutput:
         """predict() with the rows in dataset order (eval batches are otherwise length-grouped); long-text windows
@@ -144,20 +141,27 @@ class RecipeTrainer(Trainer):
         )
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """Trainer's evaluation; long-text windows (a `document` column) are scored per document, the loss per
+        window (metrics_by_document)."""
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         if not (isinstance(dataset, datasets.Dataset) and "document" in dataset.column_names):
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        output = self.predict_in_order(dataset, ignore_keys, metric_key_prefix)
-        prefix = metric_key_prefix
-        metrics = {
-            f"{prefix}_loss": output.metrics[f"{prefix}_loss"],
-            f"{prefix}_windows": len(dataset),
-            f"{prefix}_documents": len(output.predictions),
-        }
-        metrics.update({f"{prefix}_{k}": v for k, v in self.compute_metrics(EvalPrediction(*output[:2])).items()})
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics
+        self._keep_eval_order, self._documents = True, np.asarray(dataset["document"])
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self._keep_eval_order, self._documents = False, None
+
+    def metrics_by_document(self, prediction: EvalPrediction) -> dict:
+        """The recipe's compute_metrics; while evaluate() scores windows, on their logits averaged per document."""
+        if self._documents is None:
+            return self.user_metrics(prediction)
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        documents = self._documents
+        by_document = EvalPrediction(
+            long_text.mean_by_document(logits, documents), long_text.first_by_document(prediction.label_ids, documents)
+        )
+        return {"windows": len(documents), "documents": len(by_document.predictions), **self.user_metrics(by_document)}
 
     def get_train_dataloader(self):
         # Under --compile a last, smaller batch is a new shape that would be compiled again (a 95 s stall at the
@@ -169,37 +173,24 @@ class RecipeTrainer(Trainer):
         finally:
             self.args.dataloader_drop_last = keep
 
-    def _get_train_sampler(self, train_dataset=None):
-        sampler = super()._get_train_sampler(train_dataset)
+    def train_sampler(self, sampler):
         if isinstance(sampler, LengthGroupedSampler):
-            return EpochSeededLengthGroupedSampler(sampler, self.args.data_seed or self.args.seed, self.args.world_size)
+            seed = self.args.data_seed or self.args.seed
+            return EpochSeededLengthGroupedSampler(sampler.lengths, sampler.batch_size, seed, self.args.world_size)
         return sampler
 
-    # ---- a NaN/inf loss stops the run. Checked when the loss is logged, and before an evaluation or a checkpoint
-    #      (the loss summed since the last log): a check each step would make the host wait for the GPU each step
+    # ---- a NaN/inf loss stops the run. Checked when the loss is logged, and the weights before an evaluation or a
+    #      checkpoint (FiniteWeights): a check each step would make the host wait for the GPU each step
     #      (TrainingArguments' logging_nan_inf_filter is off for the same reason)
     _finite_through_step = 0
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        self._stop_unless_finite(logs.get("loss", logs.get("train_loss")))
+        loss = logs.get("loss", logs.get("train_loss"))
+        if loss is not None and not math.isfinite(loss):
+            stop(f"the training loss became {loss}", self._finite_through_step, self.state, self.args)
+        if loss is not None:
+            self._finite_through_step = self.state.global_step
         super().log(logs, start_time)
-
-    def _maybe_log_save_evaluate(self, tr_loss, *args, **kwargs):
-        if self.control.should_evaluate or self.control.should_save:  # a model gone NaN is not evaluated or saved
-            self._stop_unless_finite(tr_loss.item())
-        return super()._maybe_log_save_evaluate(tr_loss, *args, **kwargs)
-
-    def _stop_unless_finite(self, loss: float | None) -> None:
-        if loss is None:
-            return
-        if not math.isfinite(loss):
-            first, last = self._finite_through_step + 1, self.state.global_step
-            steps = f"at step {last}" if first >= last else f"between steps {first} and {last}"
-            raise UserError(
-                f"the training loss became {loss} {steps}; lower --lr (now {self.args.learning_rate:g}) "
-                f"or try --precision fp32"
-            )
-        self._finite_through_step = self.state.global_step
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.parameter_groups is not None:
@@ -207,6 +198,49 @@ class RecipeTrainer(Trainer):
             optimizer_class, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, model or self.model)
             self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return super().create_optimizer(model)
+
+
+def planned_steps(args, dataset) -> int | None:
+    """The optimizer steps a run of `args` takes over `dataset` (None: set by max_steps, or no dataset)."""
+    if dataset is None or args.max_steps > 0 or not hasattr(dataset, "__len__"):
+        return None
+    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return math.ceil(math.ceil(len(dataset) / batch) * args.num_train_epochs)
+
+
+def fit_logging_steps(args, dataset):
+    """`args` with an unset --logging-steps fitted to the run, so that its loss curve has 10 points or more (a new
+    TrainingArguments: Trainer is never handed arguments changed behind its back)."""
+    steps = planned_steps(args, dataset)
+    if steps is None:
+        return args
+    return dataclasses.replace(args, logging_steps=max(1, min(args.logging_steps, steps // 10)))
+
+
+def stop(what: str, finite_through_step: int, state, args) -> None:
+    """Stop the run in one line: `what` happened since the last step known finite, and the fix."""
+    first, last = finite_through_step + 1, state.global_step
+    steps = f"at step {last}" if first >= last else f"between steps {first} and {last}"
+    raise UserError(f"{what} {steps}; lower --lr (now {args.learning_rate:g}) or try --precision fp32")
+
+
+class FiniteWeights(TrainerCallback):
+    """Before an evaluation or a checkpoint (Trainer decides them at the end of a step): a model whose weights are
+    no longer finite numbers is not evaluated or saved; the run stops in one line. A check here, not per step:
+    reading a value back makes the host wait for the GPU."""
+
+    finite_through_step = 0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if model is None or not (control.should_evaluate or control.should_save):
+            return
+        trained = [torch.isfinite(p).all() for p in model.parameters() if p.requires_grad]
+        if not trained or bool(torch.stack(trained).all()):  # one read-back
+            self.finite_through_step = state.global_step
+            return
+        stop(
+            "the model's weights became NaN or inf (the training loss diverged)", self.finite_through_step, state, args
+        )
 
 
 def compiled_frames() -> int:
@@ -228,6 +262,12 @@ class ReadableProgress(ProgressCallback):
                 if name != "total_flos" and isinstance(value, (int, float))
             )
             self.training_bar.write(f"step {state.global_step}/{state.max_steps}  {shown}")
+
+    def close(self) -> None:
+        """End the bar's line now (a stop's message then starts on a line of its own)."""
+        if self.training_bar is not None:
+            self.training_bar.close()
+            self.training_bar = None
 
 
 class CompileReport(TrainerCallback):
@@ -259,7 +299,7 @@ class CompileReport(TrainerCallback):
         )
 
 
-class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+class EpochSeededLengthGroupedSampler(torch.utils.data.Sampler):
     """Length-grouped batches whose order depends only on (seed, epoch).
 
     Trainer's own draws from the global random stream, whose state at the start of an epoch is not in a
@@ -268,12 +308,15 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
     batch, so one process and N see the same examples in each step.
     """
 
-    def __init__(self, sampler: LengthGroupedSampler, seed: int, processes: int = 1):
-        self.__dict__.update(vars(sampler))
-        self.batch_size = sampler.batch_size * processes
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, processes: int = 1):
+        self.lengths = lengths
+        self.batch_size = batch_size * processes
         self.seed = seed
         self.generator = torch.Generator()
         self.set_epoch(0)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(self.seed + int(epoch))

@@ -1,24 +1,38 @@
 """Guardrails for a newcomer's own small data: the step count is said before training, the curve has points."""
 
+import dataclasses
 import json
 import re
-from types import SimpleNamespace
 
 from common.config import TrainingConfig
 from common.run import from_argv
 from common.train import RecipeTrainer
+from common.train.trainer import fit_logging_steps
 from recipes import bert_classification
 
 
 def planned(examples: int, logging_steps: int = 25, fit: bool = True, training=None, **args) -> RecipeTrainer:
+    """The planning RecipeTrainer does when made (an unset --logging-steps fitted) and when training starts."""
     trainer = RecipeTrainer.__new__(RecipeTrainer)  # only the planning runs: no model needed
-    trainer.train_dataset, trainer.fit_logging_to_run = list(range(examples)), fit
+    trainer.train_dataset = list(range(examples))
     trainer.training = training or TrainingConfig()
     settings = dict(max_steps=-1, num_train_epochs=1, per_device_train_batch_size=8, gradient_accumulation_steps=2,
                     world_size=2, logging_steps=logging_steps)  # fmt: skip
-    trainer.args = SimpleNamespace(**{**settings, **args})
-    trainer._plan_steps()
+    trainer.args = Arguments(**{**settings, **args})
+    if fit:
+        trainer.args = fit_logging_steps(trainer.args, trainer.train_dataset)
+    trainer._warn_of_too_few_steps()
     return trainer
+
+
+@dataclasses.dataclass
+class Arguments:  # the TrainingArguments fields the planning reads (world_size is a property there)
+    max_steps: int
+    num_train_epochs: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    world_size: int
+    logging_steps: int
 
 
 def test_steps_are_counted_over_processes_and_micro_batches_and_too_few_are_said_with_the_fix(caplog):

@@ -79,6 +79,40 @@ def test_a_new_recipe_pointed_at_a_users_csv_reads_its_columns_and_its_smoke_tes
     assert recipe_tests_pass(repo)
 
 
+def test_a_recipe_whose_defaults_a_formatter_laid_out_otherwise_is_retargeted_the_same(repo):
+    """DEFAULTS on one line (no trailing commas, as `ruff format --line-length 300` leaves a call without them):
+    the copy's DEFAULTS are the same settings as from the recipe as written."""
+    import ast
+    import json
+
+    recipe = repo / "recipes" / "bert_classification.py"
+    tree = ast.parse(recipe.read_text())
+    assign = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "DEFAULTS")
+    lines = recipe.read_text().splitlines(keepends=True)
+    one_line = ast.unparse(assign) + "\n"  # every keyword on one line, comments gone
+    recipe.write_text("".join(lines[: assign.lineno - 1]) + one_line + "".join(lines[assign.end_lineno :]))
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--line-length", "300", "--config",
+         "format.skip-magic-trailing-comma=true", "--isolated", str(recipe)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert "DEFAULTS = ClassificationConfig(model=ModelConfig(" in recipe.read_text()  # one line indeed
+    (repo / "data").mkdir()
+    (repo / "data" / "tickets.csv").write_text("body,team\nprinter jam,it\nrefund late,billing\n")
+    words = ["--data", "data/tickets.csv", "--text", "body", "--label", "team", "--model", "embedded:minilm-l6"]
+    made = new_recipe(repo, NAME, "bert_classification", *words)
+    assert made.returncode == 0, made.stderr
+    read = "import json, importlib; print(json.dumps(importlib.import_module('recipes.{}').DEFAULTS.flat()))"
+    settings = subprocess.run(
+        [sys.executable, "-c", read.format(NAME)], cwd=repo, capture_output=True, text=True, check=True
+    )
+    flat = json.loads(settings.stdout)
+    assert (flat["train_file"], flat["text_column"], flat["label_column"]) == ("data/tickets.csv", ["body"], "team")
+    assert flat["dataset"] is None and flat["model"] == "embedded:minilm-l6" and flat["max_eval_samples"] == 1000
+    assert flat["output_dir"] == f"outputs/{NAME}" and flat["epochs"] == 2
+    assert 'dataset="embedded' not in (repo / "recipes" / f"{NAME}.py").read_text()  # the file replaced it
+
+
 @pytest.mark.parametrize(
     "words, message",
     [

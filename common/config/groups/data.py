@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config.fields import (
+    AUTO_MATCHES_ANY,
     non_negative,
     one_or_two,
     option,
@@ -22,9 +23,11 @@ class DataConfig(Group):
 
     dataset: str | None = option(None, "embedded:NAME or a hub dataset name such as imdb (needs the hub)")
     dataset_config: str | None = option(None, "hub dataset configuration name, if it has several")
-    train_file: str | None = option(None, "training data: .csv .json .jsonl .parquet, or .txt / a folder of .txt")
-    validation_file: str | None = option(None, "validation data in the same format")
-    test_file: str | None = option(None, "test data in the same format")
+    train_file: str | None = option(
+        None, "training data: .csv .json .jsonl .parquet, or .txt / a folder of .txt", is_path=True
+    )
+    validation_file: str | None = option(None, "validation data in the same format", is_path=True)
+    test_file: str | None = option(None, "test data in the same format", is_path=True)
     max_train_samples: int | None = option(None, "train on at most this many examples (seeded sample)", check=positive)
     max_eval_samples: int | None = option(None, "validate each epoch on at most this many examples", check=positive)
     max_test_samples: int | None = option(
@@ -35,6 +38,11 @@ class DataConfig(Group):
         if self.train_file and (self.dataset or self.dataset_config):  # files win: record the data actually used
             object.__setattr__(self, "dataset", None)  # (run_config.json and report.md named the default dataset)
             object.__setattr__(self, "dataset_config", None)
+
+    @property
+    def source(self) -> str | None:
+        """The data the run trains on, as reports name it: the training file, else the dataset."""
+        return self.train_file or self.dataset
 
     def check(self) -> None:
         require(
@@ -59,6 +67,7 @@ class ClassificationData(DataConfig):
         "training texts whole, rounded up to 8, at most 512 and what the model reads (logged)",
         check=tokens_or_auto,
         metavar="N|auto",
+        on_resume=AUTO_MATCHES_ANY,  # recorded as the length auto took
     )
     long_text: str = option(
         "truncate",

@@ -26,7 +26,11 @@ class Runs(Group):
         searchable=False,
     )
     search_space: str | None = option(
-        None, "YAML/JSON: flag name -> list of values or {low, high[, log]}", metavar="FILE", searchable=False
+        None,
+        "YAML/JSON: flag name -> list of values or {low, high[, log]}",
+        metavar="FILE",
+        searchable=False,
+        is_path=True,
     )
     trials: int | None = option(
         None, "trials for --search (grid: every point unless fewer are asked for)", check=positive, searchable=False

@@ -48,7 +48,12 @@ class Techniques(Group):
     lora_dropout: float = option(0.05, "dropout on the LoRA branch", check=probability)
     merge_lora: bool = option(False, "save the model with the adapters merged in (a plain model)")
     dropout: float | None = option(None, "set every dropout probability of the model to this value", check=probability)
-    label_smoothing: float = option(0.0, "label smoothing factor for the loss (e.g. 0.1)", check=probability)
+    label_smoothing: float = option(
+        0.0,
+        "label smoothing factor for the loss (e.g. 0.1)",
+        check=probability,
+        trainer_fields=("label_smoothing_factor",),
+    )
 
     def check(self) -> None:
         require(

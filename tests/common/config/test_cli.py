@@ -234,6 +234,19 @@ def test_a_config_files_relative_paths_are_read_from_its_folder_unless_they_exis
     assert parse(bert_classification, "--config", "experiments/run.yaml").data.train_file == "tickets.csv"
 
 
+def test_every_setting_that_names_a_file_is_read_from_the_config_files_folder(tmp_path, monkeypatch):
+    from recipes import chat_sft
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "chat.jsonl").write_text('{"prompt": "a", "response": "b"}\n')
+    (folder / "mine.jinja").write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
+    (folder / "chat.yaml").write_text("train_file: chat.jsonl\nchat_template: mine.jinja\n")
+    monkeypatch.chdir(tmp_path)
+    config = parse(chat_sft, "--config", "experiments/chat.yaml")  # the template was read from here before
+    assert (config.data.train_file, config.data.chat_template) == ("experiments/chat.jsonl", "experiments/mine.jinja")
+
+
 def test_a_config_of_only_comments_changes_nothing(tmp_path):
     (tmp_path / "variants.yaml").write_text("# epochs: 3\n# lr: 5.0e-5\n")
     assert parse(bert_classification, "--config", tmp_path / "variants.yaml") == bert_classification.DEFAULTS

@@ -81,3 +81,10 @@ def test_outputs_that_are_not_finite_are_one_line_not_a_scikit_learn_error():
     # a model whose weights went NaN in the last steps (--lr far too high), after the last logged loss
     with pytest.raises(UserError, match="outputs are not finite numbers \\(NaN or inf\\); lower --lr"):
         metrics.classification_scores([0, 1], np.array([[np.nan, np.nan], [0.4, 0.6]]), ["neg", "pos"])
+
+
+def test_best_metric_offers_exactly_what_a_classifiers_validation_reports():
+    from common.config.groups import CLASSIFICATION_METRICS
+
+    reported = metrics.classification_scores([0, 1, 1, 0], np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1]]))
+    assert set(CLASSIFICATION_METRICS) == {"loss", *reported}

@@ -38,12 +38,16 @@ def train(model, tokenizer, tmp_path, steps, callbacks=(), lr=1e-2, **technique)
         disable_tqdm=True,
         seed=0,
     )
-    hooks = technique_hooks(
-        ClassificationConfig(techniques=ClassificationTechniques(**technique)), model, dataset["labels"], ["a", "b"]
-    )
+    config = ClassificationConfig(techniques=ClassificationTechniques(**technique))
+    hooks = technique_hooks(config.techniques, model, dataset["labels"], ["a", "b"])
     hooks["callbacks"] += list(callbacks)
     trainer = RecipeTrainer(
-        model=model, args=args, train_dataset=dataset, data_collator=tokenization.padding_collator(tokenizer), **hooks
+        config=config,
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=tokenization.padding_collator(tokenizer),
+        **hooks,
     )
     trainer.train()
     return trainer

@@ -96,13 +96,14 @@ def test_a_push_that_cannot_work_is_refused_in_one_line(
 
 
 def test_the_card_names_the_hub_originals_of_embedded_models_and_hub_datasets():
-    config, task = bert_classification.DEFAULTS.flat(), tasks.get("classification")
-    card = ModelCard(model_card({**config, "dataset": "imdb"}, {"test_accuracy": 0.91, "test_loss": 0.25}, task)).data
+    config, task = bert_classification.DEFAULTS, tasks.get("classification")
+    imdb = config.derive(dataset="imdb")
+    card = ModelCard(model_card(imdb, {"test_accuracy": 0.91, "test_loss": 0.25}, task)).data
     assert card.base_model == "sentence-transformers/all-MiniLM-L6-v2" and card.datasets == ["imdb"]
     assert card.model_name == "bert_classification"  # the folder's name, not its path
     embedded_data = ModelCard(model_card(config, {"test_accuracy": 0.86}, task)).data
     assert embedded_data.datasets is None  # the embedded snippets are not a hub dataset
-    hub_model = ModelCard(model_card({**config, "model": "bert-base-uncased"}, {}, task)).data
+    hub_model = ModelCard(model_card(config.derive(model="bert-base-uncased"), {}, task)).data
     assert hub_model.base_model == "bert-base-uncased" and hub_model.eval_results is None
 
 

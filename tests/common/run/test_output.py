@@ -230,6 +230,37 @@ def test_resume_refuses_settings_other_than_the_checkpoints(tmp_path, tiny_gpt2)
         resume.resume_point(same.derive(model="other"))
 
 
+def test_every_output_setting_may_change_on_resume_and_a_new_one_needs_only_its_field(tmp_path, tiny_gpt2):
+    import dataclasses
+
+    from common.config import ClassificationOutput
+    from common.config.fields import MAY_CHANGE, option
+    from common.tasks.chat import ChatConfig
+    from common.tasks.classification import ClassificationConfig
+
+    run = tmp_path / "run"
+    started = classification_config(output_dir=str(run))
+    write_checkpoint(run / "checkpoints" / "checkpoint-10", tiny_gpt2, started)
+    # --baseline was refused here while a list in resume.py named the output settings and nobody added it
+    assert resume.resume_point(started.derive(resume="last", baseline="none")).endswith("checkpoint-10")
+
+    @dataclasses.dataclass(frozen=True)
+    class WithSummary(ClassificationOutput):  # an output-only setting a maintainer adds: its field, nothing else
+        summary: bool = option(False, "also write summary.txt", on_resume=MAY_CHANGE)
+
+    @dataclasses.dataclass(frozen=True)
+    class WithSummaryConfig(ClassificationConfig):
+        output: WithSummary = dataclasses.field(default_factory=WithSummary)
+
+    flat = {k: v for k, v in started.flat().items() if k not in ("task", "resume")}
+    newer = WithSummaryConfig().derive(**flat, resume="last", summary=True)
+    assert resume.resume_point(newer).endswith("checkpoint-10")
+    chat_output = ChatConfig.settings()  # the chat run's output settings say so in their own fields
+    assert {
+        n for n, (group, f, _) in chat_output.items() if group == "output" and f.metadata["on_resume"] != MAY_CHANGE
+    } == set()
+
+
 def test_save_keeps_what_the_user_added_to_a_run_folder(tmp_path, tiny_gpt2):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

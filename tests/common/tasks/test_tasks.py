@@ -71,3 +71,14 @@ def test_the_code_shared_by_every_kind_of_run_never_asks_which_kind_it_is():
         if asking.search(line)
     ]
     assert not found, found
+
+
+def test_a_copied_recipe_is_known_for_a_decoder_by_what_it_calls_not_by_what_it_mentions():
+    from common.tasks.base import calls
+
+    decoder, encoder = (ROOT / "recipes" / f"{name}.py" for name in ("gpt2_sentiment", "bert_classification"))
+    assert calls(decoder.read_text(), "pad_with_end_of_text")
+    mentions = (
+        encoder.read_text() + '\n# unlike pad_with_end_of_text(tokenizer, model)\nNOTE = "pad_with_end_of_text("\n'
+    )
+    assert not calls(mentions, "pad_with_end_of_text")  # the text test counted these two

@@ -106,3 +106,48 @@ def test_precision_auto_at_the_recipes_defaults(recipe, on_a_gpu):
     flops = step_flops(config, model)
     assert flops >= runtime.BF16_PAYS_FROM["cpu"]
     assert ("bf16" if flops >= runtime.BF16_PAYS_FROM["cuda"] else "fp32") == on_a_gpu
+
+
+def _another_value(field, value):
+    """A valid value of the setting other than `value`."""
+    choices = field.metadata.get("choices")
+    if choices:
+        return next(c for c in choices if c != value and c not in ("auto", "fp16"))  # fp16 needs CUDA
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, float):
+        return value / 2 if value else 0.1
+    return (value or 3) + 1 if field.name != "save_steps" else 20  # save_steps: a multiple of eval_steps below
+
+
+def test_each_trainer_field_a_setting_declares_is_one_training_arguments_sets_from_it(tmp_path):
+    """option(trainer_fields=...) is what --trainer-arg refuses and what the docs name; this holds it to the code:
+    changing the setting must change each TrainingArguments field it declares (fp16 needs CUDA: checked there)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    # early stopping on, so that --best-metric reaches metric_for_best_model
+    base = classification_config(**SMALL, early_stopping_patience=2, eval_steps=5)
+    before = training_arguments(base, tmp_path)
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    declared = {n: f for n, (_, f, _) in base.settings().items() if f.metadata["trainer_fields"]}
+    assert {"lr", "batch_size", "seed", "precision", "label_smoothing", "save_steps"} <= set(declared)
+    for name, field in declared.items():
+        assert set(field.metadata["trainer_fields"]) <= fields, name
+        value = _another_value(field, base.flat()[name])
+        after = training_arguments(base.derive(**{name: value}), tmp_path)
+        unchanged = [
+            t for t in field.metadata["trainer_fields"] if getattr(after, t) == getattr(before, t) and t != "fp16"
+        ]
+        assert not unchanged, f"--{name} {value} left {unchanged} as they were"
+
+
+def test_trainer_arg_refuses_every_field_a_setting_sets_naming_its_flag():
+    from common.config.trainer_args import check_trainer_arg, set_by_our_flags
+
+    ours = set_by_our_flags()
+    assert ours["learning_rate"] == "--lr" and ours["hub_model_id"] == "--push-to-hub USER/NAME"
+    assert ours["bf16"] == ours["fp16"] == "--precision" and ours["resume_from_checkpoint"].startswith("--resume")
+    for key, usage in ours.items():
+        assert check_trainer_arg(f"{key}=1") == f"{key}: use {usage}, which sets it for the recipes"

@@ -62,41 +62,39 @@ def test_focal_loss_weighs_confident_right_answers_less_than_cross_entropy():
 
 
 def test_technique_hooks_build_the_chosen_loss_and_callbacks(tiny_bert):
-    from transformers import EarlyStoppingCallback
-
     from common.config import ModelConfig
     from common.model import layers, load_classifier, load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_bert))
     model = load_classifier(ModelConfig(model=str(tiny_bert)), ["a", "b"], tokenizer)
-    plain = technique_hooks(classification_config(), model, [0, 1, 1], ["a", "b"])
-    assert (
-        plain
-        == {  # the model's own loss; the settings go into each checkpoint for --resume to compare
-            "callbacks": [],
-            "compute_loss_func": None,
-            "parameter_groups": None,
-            "run_config": classification_config().flat(),
-            "batch_mean_loss": True,  # a mean over each batch: --grad-accum must divide it (tests/recipes/test_grad_accum.py)
-            "training": classification_config().training,  # how many steps are enough (RecipeTrainer warns)
-        }
-    )
-    weighted = technique_hooks(classification_config(class_weights="auto"), model, [0, 1, 1], ["a", "b"])
+    plain = technique_hooks(classification_config().techniques, model, [0, 1, 1], ["a", "b"])
+    assert plain == {"callbacks": [], "compute_loss_func": None, "parameter_groups": None}  # the model's own loss
+    weighted = technique_hooks(classification_config(class_weights="auto").techniques, model, [0, 1, 1], ["a", "b"])
     assert isinstance(weighted["compute_loss_func"], losses.WeightedCrossEntropy)
-    focal = technique_hooks(
-        classification_config(
-            loss="focal",
-            focal_gamma=1.5,
-            label_smoothing=0.1,
-            early_stopping_patience=2,
-            gradual_unfreeze=5,
-            eval_steps=5,
-        ),
-        model,
-        [0, 1, 1],
-        ["a", "b"],
-    )
+    focal_run = classification_config(loss="focal", focal_gamma=1.5, label_smoothing=0.1, gradual_unfreeze=5)
+    focal = technique_hooks(focal_run.techniques, model, [0, 1, 1], ["a", "b"])
     assert isinstance(focal["compute_loss_func"], losses.FocalLoss)
     assert (focal["compute_loss_func"].gamma, focal["compute_loss_func"].label_smoothing) == (1.5, 0.1)
-    assert [type(c) for c in focal["callbacks"]] == [layers.GradualUnfreezing, EarlyStoppingCallback]
+    assert [type(c) for c in focal["callbacks"]] == [layers.GradualUnfreezing]
     assert focal["parameter_groups"] is not None  # every parameter in a group, so unfrozen ones are updated
+
+
+def test_the_trainer_takes_from_the_run_what_is_not_a_technique(tiny_bert, tmp_path):
+    """The settings each checkpoint records (for --resume), early stopping, how many steps are enough, and a
+    classifier's plain-mean loss, which --grad-accum must divide (tests/recipes/test_grad_accum.py)."""
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    from common.config import ModelConfig
+    from common.model import load_classifier, load_tokenizer
+    from common.train import RecipeTrainer
+
+    tokenizer = load_tokenizer(str(tiny_bert))
+    model = load_classifier(ModelConfig(model=str(tiny_bert)), ["a", "b"], tokenizer)
+    config = classification_config(early_stopping_patience=2, eval_steps=5)
+    args = TrainingArguments(tmp_path, report_to=[], use_cpu=True)
+    trainer = RecipeTrainer(config=config, model=model, args=args)
+    assert trainer.marker.run_config == config.flat() and trainer.training == config.training
+    assert any(isinstance(c, EarlyStoppingCallback) for c in trainer.callback_handler.callbacks)
+    assert trainer.loss_is_scaled_for_ga is False
+    bare = RecipeTrainer(model=model, args=args)  # no run: Trainer's own behaviour
+    assert bare.marker.run_config is None and bare.loss_is_scaled_for_ga is None

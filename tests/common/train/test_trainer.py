@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, EvalPrediction
 
 from common.config import ModelConfig
 from common.errors import UserError
@@ -18,7 +18,7 @@ def test_length_grouped_order_depends_only_on_seed_and_epoch():
 
     def order(epoch, noise):
         torch.manual_seed(noise)  # the global stream must not matter (it is not saved in a checkpoint)
-        sampler = EpochSeededLengthGroupedSampler(LengthGroupedSampler(4, lengths=lengths), seed=42)
+        sampler = EpochSeededLengthGroupedSampler(LengthGroupedSampler(4, lengths=lengths).lengths, 4, seed=42)
         sampler.set_epoch(epoch)
         return list(sampler)
 
@@ -131,3 +131,49 @@ def test_resuming_on_other_training_data_is_refused(tmp_path):
     with pytest.raises(UserError, match="\\(120 rows then, 40 now\\)"):
         checkpoints.check_same_data(tmp_path, fewer)
     checkpoints.check_same_data(tmp_path / "older", fewer)  # a checkpoint without data.json: nothing to compare
+
+
+def test_weights_gone_nan_are_neither_evaluated_nor_saved_and_the_run_says_since_when():
+    from transformers import TrainerControl
+
+    from common.train.trainer import FiniteWeights
+
+    model = torch.nn.Linear(2, 2)
+    check, args = FiniteWeights(), SimpleNamespace(learning_rate=5e-3)
+    quiet = TrainerControl()  # neither an evaluation nor a save after this step: nothing is read back
+    check.on_step_end(args, SimpleNamespace(global_step=10), TrainerControl(should_evaluate=True), model=model)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    check.on_step_end(args, SimpleNamespace(global_step=15), quiet, model=model)
+    with pytest.raises(
+        UserError, match=r"weights became NaN or inf .* between steps 11 and 20; lower --lr \(now 0.005\)"
+    ):
+        check.on_step_end(args, SimpleNamespace(global_step=20), TrainerControl(should_save=True), model=model)
+
+
+def test_windows_are_validated_per_document_as_the_test_predictions_are(tiny_bert, tmp_path):
+    """evaluate() on long-text windows (a `document` column) scores documents, through Trainer's own evaluation:
+    its accuracy equals the one computed from predict_in_order's per-document logits."""
+    import datasets
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
+
+    from common.evaluate import classification_metrics
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = [f"window {i} of some longer review with words {i * 7}" for i in range(24)]
+    rows = tokenizer(texts, truncation=True, max_length=16)
+    windows = datasets.Dataset.from_dict(
+        {**rows, "labels": [(i // 3) % 2 for i in range(24)], "document": [i // 3 for i in range(24)]}
+    )
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    args = TrainingArguments(tmp_path, per_device_eval_batch_size=5, report_to=[], use_cpu=True,
+                             train_sampling_strategy="group_by_length")  # fmt: skip
+    trainer = RecipeTrainer(model=model, args=args, eval_dataset=windows, compute_metrics=classification_metrics,
+                            data_collator=DataCollatorWithPadding(tokenizer))  # fmt: skip
+    validated = trainer.evaluate()
+    tested = trainer.predict_in_order(windows)
+    direct = classification_metrics(EvalPrediction(tested.predictions, tested.label_ids))
+    assert (validated["eval_windows"], validated["eval_documents"]) == (24, 8)
+    assert validated["eval_accuracy"] == pytest.approx(direct["accuracy"]) and len(tested.predictions) == 8
+    assert validated["eval_loss"] == pytest.approx(tested.metrics["test_loss"])  # the loss: over windows, both
