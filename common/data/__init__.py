@@ -1,7 +1,8 @@
 """Data: tables from files, the hub or embedded packages, cleaned and split; then token datasets and batching."""
 
+from common.data.files import read_file
 from common.data.lengths import fit_max_length
-from common.data.tables import classification_splits, corpus_splits, labelled_rows, load_splits, read_file
+from common.data.tables import classification_splits, corpus_splits, labelled_rows, load_splits
 from common.data.tokens import (
     check_max_length,
     classification_datasets,

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from common.train.trainer import ENOUGH_STEPS
+from common.config import TrainingConfig
 
 # a validation loss above this share of the class-balance loss means the model learned little beyond the balance
 NEAR_CHANCE = 0.9
@@ -60,7 +60,10 @@ def classification_caveats(
 ) -> list[str]:
     """Each doubt about the test numbers as one sentence that says what to do; empty when there is none."""
     caveats = too_few_steps(
-        steps, ENOUGH_STEPS, "A smaller --batch-size or more --epochs", " (the training log names the values)"
+        steps,
+        TrainingConfig.enough_steps,
+        "A smaller --batch-size or more --epochs",
+        " (the training log names the values)",
     )
     last_eval = next((h["eval_loss"] for h in reversed(history) if "eval_loss" in h), None)
     if last_eval is not None and "validation" in class_counts:

@@ -33,8 +33,6 @@ from common.train.projection import ProjectedTime
 
 logger = logging.getLogger(__name__)
 
-ENOUGH_STEPS = TrainingConfig.enough_steps  # a classifier's; a kind of run's own is its training group's
-
 
 class RecipeTrainer(internals.PrivateHooks):
     """Trainer for a run of `config` (the typed run configuration; optional for a bare Trainer's uses), plus
