@@ -90,6 +90,14 @@ def run_child(command: list[str]) -> tuple[str, float]:
     return proc.stdout, seconds
 
 
+def run_recipe(command: list[str], output: Path) -> tuple[dict, float, str]:
+    """A recipe run in a fresh process into `output` (removed afterwards): (its metrics.json, wall seconds, stdout)."""
+    out, seconds = run_child([*command, "--output-dir", str(output), "--overwrite"])
+    metrics = json.loads((output / "metrics.json").read_text())
+    shutil.rmtree(output)
+    return metrics, seconds, out
+
+
 # (case, training examples, ways): the decoder's fp32 padding baselines would take most of an hour, so the
 # decoder classifier compares bf16 with fp32 on our data path only; the causal LM trains on 64 blocks
 PARITY = [
@@ -139,20 +147,8 @@ QUALITY_KEYS = ("test_accuracy", "test_macro_f1", "test_perplexity_before", "tes
 
 def time_to_quality(recipe: str) -> dict:
     output = RESULTS / f"tmp-{recipe}"
-    out, seconds = run_child(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.peak_rss",
-            f"recipes/{recipe}.py",
-            "--output-dir",
-            str(output),
-            "--overwrite",
-        ]
-    )
+    metrics, seconds, out = run_recipe([sys.executable, "-m", "benchmarks.peak_rss", f"recipes/{recipe}.py"], output)
     peak = float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK_RSS_MB")))
-    metrics = json.loads((output / "metrics.json").read_text())
-    shutil.rmtree(output)
     return {
         "recipe": recipe,
         "wall_seconds": seconds,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 
-from benchmarks.bench import RESULTS, run_child, write_results
+from benchmarks.bench import RESULTS, run_recipe, write_results
 
 # name -> extra flags; everything else is the recipe's default (seed 42, lr 1e-4, batch 16, max 64 tokens)
 TECHNIQUES = {
@@ -27,21 +26,8 @@ TECHNIQUES = {
 
 
 def run(name: str, flags: list[str], n_train: int) -> dict:
-    output = RESULTS / "tmp-techniques"
-    _, seconds = run_child(
-        [
-            sys.executable,
-            "recipes/gpt2_sentiment.py",
-            "--max-train-samples",
-            str(n_train),
-            "--output-dir",
-            str(output),
-            "--overwrite",
-            *flags,
-        ]
-    )
-    metrics = json.loads((output / "metrics.json").read_text())
-    shutil.rmtree(output)
+    command = [sys.executable, "recipes/gpt2_sentiment.py", "--max-train-samples", str(n_train), *flags]
+    metrics, seconds, _ = run_recipe(command, RESULTS / "tmp-techniques")
     return {
         "technique": name,
         "flags": " ".join(flags),

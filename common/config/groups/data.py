@@ -64,7 +64,8 @@ class ClassificationData(DataConfig):
     max_length: int | str = option(
         "auto",
         "tokens per example, longer ones are cut (see --long-text); auto: the length that keeps 199 in 200 "
-        "training texts whole, rounded up to 8, at most 512 and what the model reads (logged)",
+        "training texts whole, rounded up to 8, at most what the model reads and 512 (256 on a CPU, where 512 did "
+        "not pay for its time) (logged)",
         check=tokens_or_auto,
         metavar="N|auto",
         on_resume=AUTO_MATCHES_ANY,  # recorded as the length auto took

@@ -38,7 +38,23 @@ def test_auto_stays_within_what_the_model_reads_and_says_what_is_cut(gpt2_tokeni
     assert (
         "--max-length auto: 128 tokens, the most this model reads; 50% of the training texts fit whole" in caplog.text
     )
+
+
+def test_auto_takes_at_most_512_tokens_on_a_gpu_and_256_on_a_cpu_saying_why(gpt2_tokenizer, caplog, monkeypatch):
+    from common.data import lengths
+
+    monkeypatch.setattr(lengths, "on_gpu", lambda: True)
     assert fitted(texts([900] * 4), gpt2_tokenizer, positions=1024, max_length="auto") == 512  # attention's cost
+    monkeypatch.setattr(lengths, "on_gpu", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert fitted(texts([900] * 4), gpt2_tokenizer, positions=1024, max_length="auto") == 256
+    assert "256 tokens, the most auto takes on a CPU (512 cost 2.8x the time and scored lower" in caplog.text
+    assert "--long-text head-tail keeps their endings too" in caplog.text
+    assert fitted(texts([200] * 4), gpt2_tokenizer, positions=1024, max_length="auto") == 200  # texts that fit: whole
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # an explicit length's hint names the whole length, though auto would not take it
+        assert fitted(texts([300] * 4), gpt2_tokenizer, positions=1024, max_length=64) == 64
+    assert "--max-length 304 keeps 100% whole; --long-text head-tail" in caplog.text  # 300 rounded up to 8
 
 
 @pytest.mark.parametrize("long_share, warned", [(0.2, False), (0.25, True)])
