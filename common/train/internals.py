@@ -12,6 +12,8 @@ attribute). What remains private is here because no public hook reaches it:
   come back in dataset order to be regrouped by document and matched to their rows.
 - `LengthGroupedSampler.lengths`: the lengths transformers measured (or read from a `length` column), which
   our sampler orders.
+- `ProgressCallback.training_bar`: the tqdm bar our progress callback (a subclass) writes each log line under,
+  and closes before a stop's message, so that the message starts on a line of its own.
 
 `check()` runs when a RecipeTrainer is made: a name that moved in a transformers upgrade stops the run in one line
 naming the installed version and this file, instead of training in a silently different order.
@@ -23,6 +25,7 @@ import inspect
 
 import transformers
 from transformers import Trainer
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from common.errors import UserError
@@ -40,6 +43,10 @@ def _sampler_has_lengths() -> bool:
     return getattr(LengthGroupedSampler(2, lengths=[3, 1]), "lengths", None) == [3, 1]
 
 
+def _progress_has_a_training_bar() -> bool:
+    return "training_bar" in vars(ProgressCallback())
+
+
 # name -> (what we need of it, how to see that it is still there)
 PRIVATE = {
     "Trainer._get_train_sampler": (
@@ -53,6 +60,10 @@ PRIVATE = {
     "LengthGroupedSampler.lengths": (
         "LengthGroupedSampler(batch_size, lengths=...).lengths",
         _sampler_has_lengths,
+    ),
+    "ProgressCallback.training_bar": (
+        "ProgressCallback().training_bar, the training progress bar (None until training begins)",
+        _progress_has_a_training_bar,
     ),
 }
 
