@@ -49,15 +49,7 @@ def source_task(recipe: str):
     sys.path.insert(0, str(ROOT))
     from common import tasks
 
-    tree = ast.parse(recipe)
-    made_of = next(
-        node.value.func.id
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and any(isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets)
-        and isinstance(node.value, ast.Call)
-        and isinstance(node.value.func, ast.Name)
-    )
+    made_of = getattr(defaults_call(ast.parse(recipe)).func, "id", None)  # ClassificationConfig(...)
     return next(task for task in tasks.every() if task.config.__name__ == made_of)
 
 

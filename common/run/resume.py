@@ -71,8 +71,7 @@ def _check_same_settings(config: RunConfig, checkpoint: Path) -> None:
     now = json.loads(json.dumps(config.flat(), default=str))
     # a setting newer than the checkpoint was, in effect, at its default then
     saved = {**json.loads(json.dumps(type(config)().flat(), default=str)), **saved}
-    settings = type(config).settings()
-    rule = {name: field.metadata["on_resume"] for name, (_, field, _) in settings.items()}
+    rule = {name: field.metadata["on_resume"] for name, (_, field, _) in type(config).settings().items()}
     changed = [
         f"--{name.replace('_', '-')} {now.get(name)} (was {saved.get(name)})"
         for name in sorted(set(now) | set(saved))

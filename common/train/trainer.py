@@ -94,7 +94,7 @@ class RecipeTrainer(internals.PrivateHooks):
         if steps is None or steps >= self.training.enough_steps:
             return
         examples, epochs, enough = len(self.train_dataset), self.args.num_train_epochs, self.training.enough_steps
-        batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        batch = global_batch(self.args)
         logger.warning(
             "only %d optimizer steps (%d training examples, batch %d, %g epoch%s): too few for the model to "
             "learn much; for %d or more use %s",
@@ -130,13 +130,7 @@ class RecipeTrainer(internals.PrivateHooks):
             self._keep_eval_order = False
         if "document" not in dataset.column_names:
             return output
-        document = np.asarray(dataset["document"])
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        return PredictionOutput(
-            long_text.mean_by_document(logits, document),
-            long_text.first_by_document(output.label_ids, document),
-            output.metrics,
-        )
+        return PredictionOutput(*by_document(output, np.asarray(dataset["document"])), output.metrics)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Trainer's evaluation; long-text windows (a `document` column) are scored per document, the loss per
@@ -154,12 +148,12 @@ class RecipeTrainer(internals.PrivateHooks):
         """The recipe's compute_metrics; while evaluate() scores windows, on their logits averaged per document."""
         if self._documents is None:
             return self.user_metrics(prediction)
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        documents = self._documents
-        by_document = EvalPrediction(
-            long_text.mean_by_document(logits, documents), long_text.first_by_document(prediction.label_ids, documents)
-        )
-        return {"windows": len(documents), "documents": len(by_document.predictions), **self.user_metrics(by_document)}
+        documents = EvalPrediction(*by_document(prediction, self._documents))
+        return {
+            "windows": len(self._documents),
+            "documents": len(documents.predictions),
+            **self.user_metrics(documents),
+        }
 
     def get_train_dataloader(self):
         # Under --compile a last, smaller batch is a new shape that would be compiled again (a 95 s stall at the
@@ -198,12 +192,23 @@ class RecipeTrainer(internals.PrivateHooks):
         return super().create_optimizer(model)
 
 
+def by_document(output, document: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Long-text windows' (logits, labels), from a prediction or evaluation `output`, as one row per document: the
+    mean of its windows' logits and its first window's label."""
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return long_text.mean_by_document(logits, document), long_text.first_by_document(output.label_ids, document)
+
+
+def global_batch(args) -> int:
+    """Examples per optimizer step: the micro-batch, times --grad-accum, times the processes."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+
 def planned_steps(args, dataset) -> int | None:
     """The optimizer steps a run of `args` takes over `dataset` (None: set by max_steps, or no dataset)."""
     if dataset is None or args.max_steps > 0 or not hasattr(dataset, "__len__"):
         return None
-    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return math.ceil(math.ceil(len(dataset) / batch) * args.num_train_epochs)
+    return math.ceil(math.ceil(len(dataset) / global_batch(args)) * args.num_train_epochs)
 
 
 def fit_logging_steps(args, dataset):
